@@ -1,0 +1,280 @@
+//! Typed configuration. Every field has a default, so `tessera serve` runs
+//! with no file at all; a TOML file (`--config` / `TESSERA_CONFIG`) overrides
+//! the defaults and the `TESSERA_*` environment variables override the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::jose::SigningAlg;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The issuer identifier (OIDC Core §2 `iss`): https URL, no query or fragment.
+    pub issuer: String,
+    /// Socket address the HTTP server binds.
+    pub listen: String,
+    /// `sqlite://PATH` or `postgres://…`.
+    pub database_url: String,
+    /// Base64 of 32 bytes: the key-encryption key for private signing keys.
+    /// When unset, `keys_dir/master.key` is used (and generated if missing).
+    pub master_key: Option<String>,
+    pub keys_dir: PathBuf,
+    pub tokens: TokenConfig,
+    pub keys: KeyConfig,
+    pub cache: CacheConfig,
+    pub login: LoginConfig,
+    /// Human descriptions of scopes for the consent page: `billing:write = "…"`.
+    pub scopes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    pub access_token_ttl_secs: i64,
+    pub id_token_ttl_secs: i64,
+    pub authorization_code_ttl_secs: i64,
+    pub refresh_token_idle_ttl_secs: i64,
+    pub refresh_token_absolute_ttl_secs: i64,
+    /// How long an already-rotated refresh token may still be presented
+    /// (two racing refreshes both succeed). 0 turns the window off.
+    pub refresh_grace_secs: i64,
+    pub default_access_token_alg: SigningAlg,
+    pub default_id_token_alg: SigningAlg,
+    /// `aud` of access tokens (RFC 9068 §3). Defaults to the issuer.
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyConfig {
+    /// How long a key signs before the schedule replaces it.
+    pub rotation_interval_secs: i64,
+    /// `Cache-Control: max-age` of the JWKS. A `next` key is promoted by the
+    /// schedule only after it has been published for longer than this.
+    pub jwks_max_age_secs: i64,
+    /// How often the server checks whether a rotation is due.
+    pub check_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// How often a server polls the database change counters, so that a
+    /// client or key changed by another process is seen within this time.
+    pub refresh_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginConfig {
+    pub session_ttl_secs: i64,
+    /// Failed sign-ins (per account and per address) before a lockout.
+    pub max_failures: i64,
+    pub failure_window_secs: i64,
+    pub lockout_secs: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:8080".into(),
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://data/tessera.db".into(),
+            master_key: None,
+            keys_dir: PathBuf::from("keys"),
+            tokens: TokenConfig::default(),
+            keys: KeyConfig::default(),
+            cache: CacheConfig::default(),
+            login: LoginConfig::default(),
+            scopes: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_secs: 3600,
+            id_token_ttl_secs: 3600,
+            authorization_code_ttl_secs: 60,
+            refresh_token_idle_ttl_secs: 30 * 86_400,
+            refresh_token_absolute_ttl_secs: 90 * 86_400,
+            refresh_grace_secs: 0,
+            default_access_token_alg: SigningAlg::RS256,
+            default_id_token_alg: SigningAlg::RS256,
+            audience: None,
+        }
+    }
+}
+
+impl Default for KeyConfig {
+    fn default() -> Self {
+        Self {
+            rotation_interval_secs: 30 * 86_400,
+            jwks_max_age_secs: 3600,
+            check_interval_secs: 60,
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            refresh_interval_ms: 2000,
+        }
+    }
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_secs: 86_400,
+            max_failures: 5,
+            failure_window_secs: 900,
+            lockout_secs: 300,
+        }
+    }
+}
+
+impl Config {
+    /// File (if any) then environment, then validation.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env_file = std::env::var_os("TESSERA_CONFIG").map(PathBuf::from);
+        let mut config = match file.map(Path::to_path_buf).or(env_file) {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path,
+                    source: Box::new(source),
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok());
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        if let Some(v) = var("TESSERA_ISSUER") {
+            self.issuer = v;
+        }
+        if let Some(v) = var("TESSERA_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = var("TESSERA_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = var("TESSERA_MASTER_KEY") {
+            self.master_key = Some(v);
+        }
+    }
+
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        // OIDC Discovery §3: the issuer has no query or fragment, and the
+        // metadata URLs are formed by appending to it, so drop a trailing '/'.
+        while self.issuer.ends_with('/') {
+            self.issuer.pop();
+        }
+        let issuer = url::Url::parse(&self.issuer)
+            .map_err(|e| ConfigError::Invalid(format!("issuer {:?}: {e}", self.issuer)))?;
+        if !matches!(issuer.scheme(), "http" | "https")
+            || issuer.query().is_some()
+            || issuer.fragment().is_some()
+        {
+            return Err(ConfigError::Invalid(
+                "issuer must be an http(s) URL without query or fragment".into(),
+            ));
+        }
+        let t = &self.tokens;
+        for (name, v) in [
+            ("tokens.access_token_ttl_secs", t.access_token_ttl_secs),
+            ("tokens.id_token_ttl_secs", t.id_token_ttl_secs),
+            ("tokens.authorization_code_ttl_secs", t.authorization_code_ttl_secs),
+            ("tokens.refresh_token_idle_ttl_secs", t.refresh_token_idle_ttl_secs),
+            ("tokens.refresh_token_absolute_ttl_secs", t.refresh_token_absolute_ttl_secs),
+            ("keys.rotation_interval_secs", self.keys.rotation_interval_secs),
+            ("keys.jwks_max_age_secs", self.keys.jwks_max_age_secs),
+            ("login.session_ttl_secs", self.login.session_ttl_secs),
+            ("login.max_failures", self.login.max_failures),
+        ] {
+            if v <= 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be positive")));
+            }
+        }
+        if t.refresh_grace_secs < 0 {
+            return Err(ConfigError::Invalid(
+                "tokens.refresh_grace_secs must not be negative".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether cookies get the `Secure` attribute.
+    pub fn issuer_is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    pub fn access_token_audience(&self) -> &str {
+        self.tokens.audience.as_deref().unwrap_or(&self.issuer)
+    }
+
+    /// The longest any token we sign stays valid: a retired key must stay
+    /// published at least this long after it stopped signing.
+    pub fn longest_token_lifetime(&self) -> i64 {
+        self.tokens
+            .access_token_ttl_secs
+            .max(self.tokens.id_token_ttl_secs)
+    }
+
+    pub fn scope_description(&self, scope: &str) -> Option<&str> {
+        self.scopes.get(scope).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_values() {
+        let mut c: Config = toml::from_str("issuer = \"https://a.example/\"").unwrap();
+        c.apply_env(|n| (n == "TESSERA_LISTEN").then(|| "0.0.0.0:9000".to_string()));
+        c.validate().unwrap();
+        assert_eq!(c.issuer, "https://a.example");
+        assert_eq!(c.listen, "0.0.0.0:9000");
+        assert!(c.issuer_is_https());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_issuer_are_rejected() {
+        assert!(toml::from_str::<Config>("isuer = \"x\"").is_err());
+        let mut c = Config {
+            issuer: "https://a.example/?x=1".into(),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! The shared shape of the form-encoded POST endpoints (token,
+//! introspection, revocation): a urlencoded body and maybe HTTP Basic.
+
+use axum::body::Bytes;
+use axum::extract::FromRequest;
+use axum::extract::Request;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::{ErrorCode, OAuthError, oauth_error_response};
+use crate::oauth::client_auth::{self, PresentedCredentials};
+use crate::oauth::request::FormParams;
+
+/// A parsed `application/x-www-form-urlencoded` request with any client
+/// credentials it carries. Every malformed shape becomes an RFC 6749 error.
+pub struct OAuthForm {
+    pub params: FormParams,
+    pub credentials: Option<PresentedCredentials>,
+}
+
+pub struct FormRejection(Response);
+
+impl IntoResponse for FormRejection {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+    type Rejection = FormRejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let reject = |e: OAuthError| FormRejection(oauth_error_response(&e));
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            return Err(reject(OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            )));
+        }
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_string));
+        let authorization = match authorization {
+            Some(Ok(v)) => Some(v),
+            Some(Err(_)) => {
+                return Err(reject(OAuthError::new(
+                    ErrorCode::InvalidClient,
+                    "malformed Authorization header",
+                )));
+            }
+            None => None,
+        };
+        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            let mut response = oauth_error_response(&OAuthError::invalid_request(
+                if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    "the request body is too large"
+                } else {
+                    "the request body could not be read"
+                },
+            ));
+            *response.status_mut() = status;
+            FormRejection(response)
+        })?;
+        let params = FormParams::parse(&body).map_err(reject)?;
+        let credentials = client_auth::extract(authorization.as_deref(), &params).map_err(reject)?;
+        Ok(Self {
+            params,
+            credentials,
+        })
+    }
+}
+
+/// JSON with the headers RFC 6749 §5.1 requires of token responses.
+pub fn no_store_json(value: impl serde::Serialize) -> Response {
+    let mut response = axum::Json(value).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
+    response
+}

@@ -1,0 +1,17 @@
+//! POST /revoke (RFC 7009 §2).
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+
+use super::form::OAuthForm;
+use crate::error::AppError;
+use crate::oauth::{client_auth, revoke};
+use crate::state::AppState;
+
+pub async fn revoke(State(state): State<AppState>, form: OAuthForm) -> Result<Response, AppError> {
+    let client = client_auth::authenticate(&state, form.credentials).await?;
+    let token = form.params.require("token")?;
+    revoke::revoke(&state, &client, token).await?;
+    // RFC 7009 §2.2: 200 whether or not the token was valid.
+    Ok(axum::http::StatusCode::OK.into_response())
+}

@@ -1,0 +1,259 @@
+//! Signing key material: generation, the public JWK, and encryption of the
+//! private part at rest (AES-256-GCM under the key-encryption key).
+
+use std::io::Write;
+use std::path::Path;
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::json;
+
+use super::{KeyError, SigningAlg};
+use crate::clock::UnixTime;
+use crate::crypto;
+
+/// Where a key is in its life: `Next` is published but does not sign yet,
+/// `Current` signs, `Retired` is published so that tokens it signed still
+/// verify until they expire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Next,
+    Current,
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Current => "current",
+            KeyState::Retired => "retired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "next" => Some(KeyState::Next),
+            "current" => Some(KeyState::Current),
+            "retired" => Some(KeyState::Retired),
+            _ => None,
+        }
+    }
+}
+
+/// A signing key as stored: the private key is PKCS#8 DER sealed with the
+/// key-encryption key; the public JWK is plain JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub state: KeyState,
+    pub private_key: Vec<u8>,
+    pub public_jwk: String,
+    pub created_at: UnixTime,
+    pub activated_at: Option<UnixTime>,
+    pub retired_at: Option<UnixTime>,
+}
+
+/// The key-encryption key (KEK) that seals private signing keys.
+pub struct MasterKey(LessSafeKey);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        if bytes.len() != 32 {
+            return Err(KeyError::MasterKey(format!(
+                "must be 32 bytes, got {}",
+                bytes.len()
+            )));
+        }
+        let key = UnboundKey::new(&AES_256_GCM, bytes)
+            .map_err(|_| KeyError::MasterKey("rejected by AES-256-GCM".into()))?;
+        Ok(Self(LessSafeKey::new(key)))
+    }
+
+    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
+        let bytes = STANDARD
+            .decode(text.trim())
+            .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim()))
+            .map_err(|_| KeyError::MasterKey("not valid base64".into()))?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// Reads `dir/master.key`, creating it (mode 0600) on first start.
+    pub fn load_or_create(dir: &Path) -> Result<Self, KeyError> {
+        let path = dir.join("master.key");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::from_base64(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    KeyError::MasterKey(format!("cannot create {}: {e}", dir.display()))
+                })?;
+                let bytes = crypto::random_bytes::<32>();
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut file = options.open(&path).map_err(|e| {
+                    KeyError::MasterKey(format!("cannot create {}: {e}", path.display()))
+                })?;
+                writeln!(file, "{}", STANDARD.encode(bytes)).map_err(|e| {
+                    KeyError::MasterKey(format!("cannot write {}: {e}", path.display()))
+                })?;
+                Self::from_bytes(&bytes)
+            }
+            Err(e) => Err(KeyError::MasterKey(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    /// nonce || ciphertext || tag; the kid is bound as associated data so a
+    /// sealed key cannot be swapped onto another row.
+    pub fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let nonce_bytes = crypto::random_bytes::<NONCE_LEN>();
+        let mut in_out = plaintext.to_vec();
+        self.0
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(kid.as_bytes()),
+                &mut in_out,
+            )
+            .map_err(|_| KeyError::Crypto("seal"))?;
+        let mut out = nonce_bytes.to_vec();
+        out.extend_from_slice(&in_out);
+        Ok(out)
+    }
+
+    pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let corrupt = |reason: &str| KeyError::Corrupt {
+            kid: kid.to_string(),
+            reason: reason.to_string(),
+        };
+        if sealed.len() < NONCE_LEN {
+            return Err(corrupt("too short"));
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| corrupt("bad nonce"))?;
+        let mut in_out = ciphertext.to_vec();
+        let plaintext = self
+            .0
+            .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut in_out)
+            .map_err(|_| corrupt("cannot decrypt: wrong key-encryption key?"))?;
+        Ok(plaintext.to_vec())
+    }
+}
+
+/// Generates a fresh key pair in state `Next`.
+pub fn generate(
+    alg: SigningAlg,
+    master: &MasterKey,
+    now: UnixTime,
+) -> Result<SigningKeyRecord, KeyError> {
+    let (pkcs8, mut jwk) = match alg {
+        SigningAlg::RS256 => {
+            let pair = aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048)
+                .map_err(|_| KeyError::Crypto("RSA key generation"))?;
+            let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair)
+                .map_err(|_| KeyError::Crypto("RSA PKCS#8 encoding"))?;
+            let public = pair.public_key();
+            let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+            let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+            (der.as_ref().to_vec(), json!({"kty": "RSA", "e": e, "n": n}))
+        }
+        SigningAlg::ES256 => {
+            let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+                .map_err(|_| KeyError::Crypto("P-256 key generation"))?;
+            let der = pair
+                .to_pkcs8v1()
+                .map_err(|_| KeyError::Crypto("P-256 PKCS#8 encoding"))?;
+            // Uncompressed SEC1 point: 0x04 || x || y.
+            let point = pair.public_key().as_ref();
+            if point.len() != 65 || point[0] != 4 {
+                return Err(KeyError::Crypto("unexpected P-256 point encoding"));
+            }
+            let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
+            let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
+            (
+                der.as_ref().to_vec(),
+                json!({"crv": "P-256", "kty": "EC", "x": x, "y": y}),
+            )
+        }
+    };
+    let kid = thumbprint(&jwk)?;
+    jwk["kid"] = json!(kid);
+    jwk["alg"] = json!(alg.as_str());
+    jwk["use"] = json!("sig");
+    Ok(SigningKeyRecord {
+        private_key: master.seal(&kid, &pkcs8)?,
+        kid,
+        alg,
+        state: KeyState::Next,
+        public_jwk: serde_json::to_string(&jwk)?,
+        created_at: now,
+        activated_at: None,
+        retired_at: None,
+    })
+}
+
+/// RFC 7638 JWK thumbprint: SHA-256 over the required members in
+/// lexicographic order. `jwk` holds exactly those members, and serde_json
+/// without `preserve_order` serializes object keys sorted.
+fn thumbprint(jwk: &serde_json::Value) -> Result<String, KeyError> {
+    let canonical = serde_json::to_vec(jwk)?;
+    Ok(URL_SAFE_NO_PAD.encode(crypto::sha256(&canonical)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_keys_open_only_with_the_same_kek_and_kid() {
+        let kek = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        let sealed = kek.seal("kid-1", b"secret").unwrap();
+        assert_eq!(kek.open("kid-1", &sealed).unwrap(), b"secret");
+        assert!(kek.open("kid-2", &sealed).is_err());
+        let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
+        assert!(other.open("kid-1", &sealed).is_err());
+    }
+
+    #[test]
+    fn generated_jwks_carry_only_public_parameters() {
+        let kek = MasterKey::from_bytes(&[1u8; 32]).unwrap();
+        for alg in SigningAlg::ALL {
+            let key = generate(alg, &kek, 100).unwrap();
+            let jwk: serde_json::Value = serde_json::from_str(&key.public_jwk).unwrap();
+            assert_eq!(jwk["kid"], key.kid.as_str());
+            assert_eq!(jwk["alg"], alg.as_str());
+            assert_eq!(jwk["use"], "sig");
+            for private in ["d", "p", "q", "dp", "dq", "qi"] {
+                assert!(jwk.get(private).is_none(), "{alg}: {private} leaked");
+            }
+        }
+    }
+
+    #[test]
+    fn thumbprint_matches_rfc7638_example() {
+        // RFC 7638 §3.1.
+        let jwk = json!({
+            "e": "AQAB",
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+        });
+        assert_eq!(
+            thumbprint(&jwk).unwrap(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+}

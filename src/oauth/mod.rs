@@ -1,0 +1,13 @@
+//! OAuth 2.x protocol logic. Nothing here knows axum: handlers in
+//! `crate::http` turn HTTP into these typed requests and render the results.
+
+pub mod access_token;
+pub mod client;
+pub mod client_auth;
+pub mod grants;
+pub mod introspect;
+pub mod redirect;
+pub mod request;
+pub mod revoke;
+pub mod scope;
+pub mod token;

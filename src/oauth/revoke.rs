@@ -1,0 +1,32 @@
+//! Token revocation (RFC 7009).
+
+use super::access_token::{ACCESS_TOKEN_TYP, AccessTokenClaims};
+use super::client::Client;
+use crate::error::{AppError, OAuthError};
+use crate::state::AppState;
+
+/// Revokes `token` if it is one of ours issued to `client`. An unknown or
+/// already invalid token is not an error (RFC 7009 §2.2).
+pub async fn revoke(state: &AppState, client: &Client, token: &str) -> Result<(), AppError> {
+    let now = state.clock.now();
+    if let Some(claims) = state.keys().verify::<AccessTokenClaims>(
+        token,
+        ACCESS_TOKEN_TYP,
+        &state.config.issuer,
+        now,
+    ) {
+        // RFC 7009 §2.1: the token must have been issued to the client
+        // making the request.
+        if claims.client_id != client.client_id {
+            return Err(OAuthError::unauthorized_client(
+                "the token was not issued to this client",
+            )
+            .into());
+        }
+        state
+            .store
+            .revoke_access_token(&claims.jti, claims.exp)
+            .await?;
+    }
+    Ok(())
+}

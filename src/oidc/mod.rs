@@ -1,0 +1,3 @@
+//! OpenID Connect on top of the OAuth core.
+
+pub mod discovery;

@@ -1,0 +1,197 @@
+//! Shared server state: configuration, store, clock, the in-memory key set
+//! and the client cache, and the background work that keeps them fresh.
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::error::AppError;
+use crate::jose::rotation::{self, KeyChanges, RotationPolicy, Trigger};
+use crate::jose::{KeySet, MasterKey, keys};
+use crate::oauth::client::Client;
+use crate::store::{ChangeVersions, SharedStore, StoreError};
+
+/// Unknown client ids are cached too (so junk ids cost no query); past
+/// this many entries the cache starts over.
+const CLIENT_CACHE_LIMIT: usize = 10_000;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    master_key: MasterKey,
+    keys: RwLock<Arc<KeySet>>,
+    clients: RwLock<HashMap<String, Option<Arc<Client>>>>,
+    versions: Mutex<ChangeVersions>,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Makes sure signing keys exist (generating them on first start) and
+    /// loads them.
+    pub async fn new(
+        config: Config,
+        store: SharedStore,
+        clock: SharedClock,
+        master_key: MasterKey,
+    ) -> Result<Self, AppError> {
+        let versions = store.change_versions().await?;
+        let policy = rotation_policy(&config);
+        let now = clock.now();
+        let planner = |keys: &[keys::SigningKeyRecord]| {
+            rotation::plan(keys, now, policy, Trigger::Scheduled, &mut |alg| {
+                keys::generate(alg, &master_key, now)
+            })
+        };
+        store.update_signing_keys(&planner).await?;
+        let records = store.signing_keys().await?;
+        let key_set = KeySet::load(&records, &master_key)?;
+        Ok(Self(Arc::new(Inner {
+            config,
+            store,
+            clock,
+            master_key,
+            keys: RwLock::new(Arc::new(key_set)),
+            clients: RwLock::new(HashMap::new()),
+            versions: Mutex::new(versions),
+        })))
+    }
+
+    /// The key set to sign and verify with right now.
+    pub fn keys(&self) -> Arc<KeySet> {
+        match self.keys.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// A client by id, from the cache when possible.
+    pub async fn client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        if let Ok(cache) = self.clients.read()
+            && let Some(entry) = cache.get(client_id)
+        {
+            return Ok(entry.clone());
+        }
+        let client = self.store.client(client_id).await?.map(Arc::new);
+        if let Ok(mut cache) = self.clients.write() {
+            if cache.len() >= CLIENT_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(client_id.to_string(), client.clone());
+        }
+        Ok(client)
+    }
+
+    /// Runs the rotation schedule (or a manual rotation) against the store
+    /// and, if anything changed, starts using the new keys at once.
+    pub async fn rotate_keys(&self, trigger: Trigger) -> Result<KeyChanges, AppError> {
+        let now = self.clock.now();
+        let policy = rotation_policy(&self.config);
+        let master = &self.master_key;
+        let planner = |keys: &[keys::SigningKeyRecord]| {
+            rotation::plan(keys, now, policy, trigger, &mut |alg| {
+                keys::generate(alg, master, now)
+            })
+        };
+        let changes = self.store.update_signing_keys(&planner).await?;
+        if !changes.is_empty() {
+            self.reload_keys().await?;
+        }
+        Ok(changes)
+    }
+
+    async fn reload_keys(&self) -> Result<(), AppError> {
+        let records = self.store.signing_keys().await?;
+        let key_set = Arc::new(KeySet::load(&records, &self.master_key)?);
+        if let Ok(mut keys) = self.keys.write() {
+            *keys = key_set;
+        }
+        Ok(())
+    }
+
+    /// Polls the change counters: a client or key changed by another
+    /// process (the CLI, another instance) is picked up here.
+    pub async fn refresh_caches(&self) -> Result<(), AppError> {
+        let latest = self.store.change_versions().await?;
+        let previous = match self.versions.lock() {
+            Ok(mut v) => std::mem::replace(&mut *v, latest),
+            Err(_) => ChangeVersions::default(),
+        };
+        if latest.clients != previous.clients
+            && let Ok(mut cache) = self.clients.write()
+        {
+            cache.clear();
+        }
+        if latest.keys != previous.keys {
+            self.reload_keys().await?;
+        }
+        Ok(())
+    }
+
+    /// Background upkeep for a serving instance: cache refresh, the key
+    /// rotation schedule, and pruning of expired revocations.
+    pub fn spawn_background_tasks(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let refresh = Duration::from_millis(state.config.cache.refresh_interval_ms.max(100));
+            let check = Duration::from_secs(state.config.keys.check_interval_secs.max(1));
+            let mut refresh_tick = tokio::time::interval(refresh);
+            let mut check_tick = tokio::time::interval(check);
+            refresh_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            check_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = refresh_tick.tick() => {
+                        if let Err(e) = state.refresh_caches().await {
+                            tracing::warn!(error = %e, "cache refresh failed");
+                        }
+                    }
+                    _ = check_tick.tick() => {
+                        match state.rotate_keys(Trigger::Scheduled).await {
+                            Ok(changes) if !changes.is_empty() => tracing::info!(
+                                created = changes.insert.len(),
+                                changed = changes.update.len(),
+                                deleted = changes.delete.len(),
+                                "signing keys rotated on schedule"
+                            ),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "key rotation check failed"),
+                        }
+                        if let Err(e) = state.store.prune_revocations(state.clock.now()).await {
+                            tracing::warn!(error = %e, "pruning revocations failed");
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+pub fn rotation_policy(config: &Config) -> RotationPolicy {
+    RotationPolicy {
+        rotation_interval: config.keys.rotation_interval_secs,
+        jwks_max_age: config.keys.jwks_max_age_secs,
+        longest_token_lifetime: config.longest_token_lifetime(),
+    }
+}
+
+/// The key-encryption key from the config, or from `keys_dir` (generated
+/// on first use).
+pub fn load_master_key(config: &Config) -> Result<MasterKey, AppError> {
+    Ok(match &config.master_key {
+        Some(text) => MasterKey::from_base64(text)?,
+        None => MasterKey::load_or_create(&config.keys_dir)?,
+    })
+}

@@ -1,0 +1,11 @@
+//! The one integration test binary: the real server on a random port,
+//! driven over HTTP, on SQLite and (with TESSERA_TEST_POSTGRES_URL) on
+//! PostgreSQL.
+
+mod harness;
+
+mod cli;
+mod client_credentials;
+mod discovery;
+mod introspection;
+mod keys;
