@@ -91,6 +91,9 @@ pub struct LoginConfig {
     pub max_failures: i64,
     pub failure_window_secs: i64,
     pub lockout_secs: i64,
+    /// Each failed sign-in is answered this much later, times the number
+    /// of recent failures (capped at 4x), to slow down guessing.
+    pub failure_delay_ms: u64,
 }
 
 impl Default for Config {
@@ -151,6 +154,7 @@ impl Default for LoginConfig {
             max_failures: 5,
             failure_window_secs: 900,
             lockout_secs: 300,
+            failure_delay_ms: 250,
         }
     }
 }
@@ -212,10 +216,22 @@ impl Config {
         for (name, v) in [
             ("tokens.access_token_ttl_secs", t.access_token_ttl_secs),
             ("tokens.id_token_ttl_secs", t.id_token_ttl_secs),
-            ("tokens.authorization_code_ttl_secs", t.authorization_code_ttl_secs),
-            ("tokens.refresh_token_idle_ttl_secs", t.refresh_token_idle_ttl_secs),
-            ("tokens.refresh_token_absolute_ttl_secs", t.refresh_token_absolute_ttl_secs),
-            ("keys.rotation_interval_secs", self.keys.rotation_interval_secs),
+            (
+                "tokens.authorization_code_ttl_secs",
+                t.authorization_code_ttl_secs,
+            ),
+            (
+                "tokens.refresh_token_idle_ttl_secs",
+                t.refresh_token_idle_ttl_secs,
+            ),
+            (
+                "tokens.refresh_token_absolute_ttl_secs",
+                t.refresh_token_absolute_ttl_secs,
+            ),
+            (
+                "keys.rotation_interval_secs",
+                self.keys.rotation_interval_secs,
+            ),
             ("keys.jwks_max_age_secs", self.keys.jwks_max_age_secs),
             ("login.session_ttl_secs", self.login.session_ttl_secs),
             ("login.max_failures", self.login.max_failures),

@@ -1,6 +1,7 @@
 //! Tessera: an OAuth 2.1 / OpenID Connect authorization server.
 //! See ARCHITECTURE.md for the map of modules.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod crypto;

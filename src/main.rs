@@ -9,15 +9,19 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
+use tessera::jose::SigningAlg;
 use tessera::jose::keys::{self, SigningKeyRecord};
 use tessera::jose::rotation::{self, Trigger};
-use tessera::jose::SigningAlg;
 use tessera::oauth::client::{self, ClientRegistration, TokenEndpointAuthMethod};
 use tessera::state::{self, AppState};
 use tessera::store::{self, SharedStore};
 
 #[derive(Parser)]
-#[command(name = "tessera", version, about = "An OAuth 2.1 / OpenID Connect authorization server")]
+#[command(
+    name = "tessera",
+    version,
+    about = "An OAuth 2.1 / OpenID Connect authorization server"
+)]
 struct Cli {
     /// TOML configuration file (also TESSERA_CONFIG).
     #[arg(long, global = true)]
@@ -85,9 +89,8 @@ enum KeysCommand {
 }
 
 fn parse_auth_method(s: &str) -> Result<TokenEndpointAuthMethod, String> {
-    TokenEndpointAuthMethod::parse(s).ok_or_else(|| {
-        format!("{s:?} is not one of client_secret_basic, client_secret_post, none")
-    })
+    TokenEndpointAuthMethod::parse(s)
+        .ok_or_else(|| format!("{s:?} is not one of client_secret_basic, client_secret_post, none"))
 }
 
 /// Exit code 2: bad usage or input. Everything else that fails is 1.
@@ -104,7 +107,10 @@ impl<E: std::fmt::Display> From<E> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tessera: cannot start the async runtime: {e}");
@@ -224,7 +230,10 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
         ClientCommand::List => {
             let clients = store.clients().await?;
             print_json(&serde_json::Value::Array(
-                clients.iter().map(|c| c.information_response(None)).collect(),
+                clients
+                    .iter()
+                    .map(|c| c.information_response(None))
+                    .collect(),
             ))
         }
         ClientCommand::Show { client_id } => match store.client(&client_id).await? {
@@ -269,7 +278,9 @@ async fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Failure> 
         }
     }
     let keys = store.signing_keys().await?;
-    print_json(&serde_json::Value::Array(keys.iter().map(key_json).collect()))
+    print_json(&serde_json::Value::Array(
+        keys.iter().map(key_json).collect(),
+    ))
 }
 
 #[allow(dead_code)]

@@ -72,11 +72,9 @@ CREATE INDEX authorization_codes_expires_at ON authorization_codes (expires_at);
 CREATE TABLE refresh_tokens (
     token_hash  TEXT PRIMARY KEY,
     grant_id    TEXT NOT NULL,
-    scope       TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
     expires_at  BIGINT NOT NULL,
-    rotated_at  BIGINT,
-    replaced_by TEXT
+    rotated_at  BIGINT
 );
 CREATE INDEX refresh_tokens_grant ON refresh_tokens (grant_id);
 

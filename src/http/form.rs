@@ -69,7 +69,8 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             FormRejection(response)
         })?;
         let params = FormParams::parse(&body).map_err(reject)?;
-        let credentials = client_auth::extract(authorization.as_deref(), &params).map_err(reject)?;
+        let credentials =
+            client_auth::extract(authorization.as_deref(), &params).map_err(reject)?;
         Ok(Self {
             params,
             credentials,
@@ -81,7 +82,10 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
 pub fn no_store_json(value: impl serde::Serialize) -> Response {
     let mut response = axum::Json(value).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     headers.insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
     response
 }

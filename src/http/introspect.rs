@@ -16,10 +16,9 @@ pub async fn introspect(
     // confidential client's credentials.
     let client = client_auth::authenticate(&state, form.credentials).await?;
     if client.is_public() {
-        return Err(OAuthError::invalid_client(
-            "introspection requires a confidential client",
-        )
-        .into());
+        return Err(
+            OAuthError::invalid_client("introspection requires a confidential client").into(),
+        );
     }
     let token = form.params.require("token")?;
     Ok(no_store_json(introspect::introspect(&state, token).await?))

@@ -23,7 +23,10 @@ pub async fn jwks(State(state): State<AppState>, request_headers: HeaderMap) -> 
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             jwks.body.clone(),
         )
             .into_response()

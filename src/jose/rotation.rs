@@ -79,7 +79,8 @@ pub fn plan(
             (None, _) => true,
             (Some(_), Trigger::Manual) => true,
             (Some(cur), Trigger::Scheduled) => {
-                let due = now - cur.activated_at.unwrap_or(cur.created_at) >= policy.rotation_interval;
+                let due =
+                    now - cur.activated_at.unwrap_or(cur.created_at) >= policy.rotation_interval;
                 // Only promote a key every cache has seen: published for
                 // longer than the JWKS max-age.
                 let seen = next.is_some_and(|n| now - n.created_at > policy.jwks_max_age);
@@ -125,8 +126,7 @@ pub fn plan(
 
     let retire_after = policy.longest_token_lifetime + RETIRED_KEY_LEEWAY_SECS;
     for key in keys {
-        if key.state == KeyState::Retired
-            && key.retired_at.is_some_and(|t| now - t >= retire_after)
+        if key.state == KeyState::Retired && key.retired_at.is_some_and(|t| now - t >= retire_after)
         {
             changes.delete.push(key.kid.clone());
         }
@@ -158,7 +158,9 @@ mod tests {
     };
 
     /// A stand-in key: the plan never looks inside the key material.
-    fn fake_generator(clock: &FixedClock) -> impl FnMut(SigningAlg) -> Result<SigningKeyRecord, KeyError> + '_ {
+    fn fake_generator(
+        clock: &FixedClock,
+    ) -> impl FnMut(SigningAlg) -> Result<SigningKeyRecord, KeyError> + '_ {
         let mut n = 0;
         move |alg| {
             n += 1;
@@ -176,7 +178,14 @@ mod tests {
     }
 
     fn step(keys: &mut Vec<SigningKeyRecord>, clock: &FixedClock, trigger: Trigger) -> KeyChanges {
-        let changes = plan(keys, clock.now(), POLICY, trigger, &mut fake_generator(clock)).unwrap();
+        let changes = plan(
+            keys,
+            clock.now(),
+            POLICY,
+            trigger,
+            &mut fake_generator(clock),
+        )
+        .unwrap();
         apply(keys, &changes);
         changes
     }
@@ -222,7 +231,10 @@ mod tests {
         let next = kid(&keys, SigningAlg::RS256, KeyState::Next);
 
         clock.advance(30 * DAY - 1);
-        assert!(step(&mut keys, &clock, Trigger::Scheduled).is_empty(), "not due yet");
+        assert!(
+            step(&mut keys, &clock, Trigger::Scheduled).is_empty(),
+            "not due yet"
+        );
 
         clock.advance(1);
         step(&mut keys, &clock, Trigger::Scheduled);
@@ -230,7 +242,10 @@ mod tests {
         assert_eq!(kid(&keys, SigningAlg::RS256, KeyState::Current), next);
         assert_eq!(kid(&keys, SigningAlg::RS256, KeyState::Retired), first);
         assert_ne!(kid(&keys, SigningAlg::RS256, KeyState::Next), next);
-        assert_eq!(keys.iter().filter(|k| k.state == KeyState::Current).count(), 2);
+        assert_eq!(
+            keys.iter().filter(|k| k.state == KeyState::Current).count(),
+            2
+        );
     }
 
     #[test]
@@ -253,7 +268,10 @@ mod tests {
         }
         assert!(step(&mut keys, &clock, Trigger::Scheduled).is_empty());
         clock.advance(3600);
-        assert!(step(&mut keys, &clock, Trigger::Scheduled).is_empty(), "max-age not yet exceeded");
+        assert!(
+            step(&mut keys, &clock, Trigger::Scheduled).is_empty(),
+            "max-age not yet exceeded"
+        );
         clock.advance(1);
         step(&mut keys, &clock, Trigger::Scheduled);
         assert_eq!(kid(&keys, SigningAlg::ES256, KeyState::Current), young_next);
@@ -286,7 +304,10 @@ mod tests {
 
         clock.advance(3600 + RETIRED_KEY_LEEWAY_SECS - 1);
         step(&mut keys, &clock, Trigger::Scheduled);
-        assert!(keys.iter().any(|k| k.kid == retired), "tokens it signed may still be alive");
+        assert!(
+            keys.iter().any(|k| k.kid == retired),
+            "tokens it signed may still be alive"
+        );
         clock.advance(1);
         let changes = step(&mut keys, &clock, Trigger::Scheduled);
         assert!(changes.delete.contains(&retired));

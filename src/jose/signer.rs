@@ -189,8 +189,8 @@ impl KeySet {
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
         validation.set_issuer(&[issuer]);
-        let data = jsonwebtoken::decode::<serde_json::Value>(token, &verifier.key, &validation)
-            .ok()?;
+        let data =
+            jsonwebtoken::decode::<serde_json::Value>(token, &verifier.key, &validation).ok()?;
         let exp = data.claims.get("exp")?.as_i64()?;
         if exp <= now {
             return None;

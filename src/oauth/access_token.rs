@@ -80,7 +80,10 @@ pub fn access_token_alg(state: &AppState, client: &Client) -> SigningAlg {
 }
 
 /// Verifies an access token we issued and checks it was not revoked.
-pub async fn validate(state: &AppState, token: &str) -> Result<Option<AccessTokenClaims>, AppError> {
+pub async fn validate(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<AccessTokenClaims>, AppError> {
     let now = state.clock.now();
     let Some(claims) = state.keys().verify::<AccessTokenClaims>(
         token,

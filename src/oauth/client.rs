@@ -185,7 +185,11 @@ pub fn register(
     if has(GRANT_REFRESH_TOKEN) && !has(GRANT_AUTHORIZATION_CODE) {
         return bad("refresh_token is only issued through authorization_code".into());
     }
-    for uri in reg.redirect_uris.iter().chain(&reg.post_logout_redirect_uris) {
+    for uri in reg
+        .redirect_uris
+        .iter()
+        .chain(&reg.post_logout_redirect_uris)
+    {
         super::redirect::validate_registered_uri(uri).map_err(InvalidClientMetadata)?;
     }
     let scope = match reg.scope {
@@ -240,7 +244,10 @@ mod tests {
             TokenEndpointAuthMethod::ClientSecretBasic
         );
         let secret = secret.unwrap();
-        assert!(crypto::secret_matches(&secret, c.secret_hash.as_deref().unwrap()));
+        assert!(crypto::secret_matches(
+            &secret,
+            c.secret_hash.as_deref().unwrap()
+        ));
         let info = c.information_response(Some(&secret));
         assert_eq!(info["client_secret_expires_at"], 0);
         assert_eq!(info["client_id"], c.client_id.as_str());

@@ -93,7 +93,10 @@ pub async fn authenticate(
     let presented =
         presented.ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
     let failed = || OAuthError::invalid_client("client authentication failed");
-    let client = state.client(&presented.client_id).await?.ok_or_else(failed)?;
+    let client = state
+        .client(&presented.client_id)
+        .await?
+        .ok_or_else(failed)?;
     let registered = client.metadata.token_endpoint_auth_method;
     if presented.method != registered {
         return Err(OAuthError::invalid_client(format!(

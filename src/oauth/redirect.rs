@@ -41,7 +41,10 @@ pub fn match_registered<'a>(registered: &'a [String], requested: &str) -> Option
         return Some(exact);
     }
     let req = Url::parse(requested).ok()?;
-    if req.scheme() != "http" || !matches!(req.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))) || !is_loopback(&req) {
+    if req.scheme() != "http"
+        || !matches!(req.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)))
+        || !is_loopback(&req)
+    {
         return None;
     }
     registered.iter().map(String::as_str).find(|r| {

@@ -34,9 +34,8 @@ impl FormParams {
     }
 
     pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
-        self.get(name).ok_or_else(|| {
-            OAuthError::invalid_request(format!("the {name} parameter is required"))
-        })
+        self.get(name)
+            .ok_or_else(|| OAuthError::invalid_request(format!("the {name} parameter is required")))
     }
 
     pub fn scope(&self) -> Result<Option<ScopeSet>, OAuthError> {

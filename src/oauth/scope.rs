@@ -12,10 +12,9 @@ impl ScopeSet {
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut set = BTreeSet::new();
         for token in s.split(' ').filter(|t| !t.is_empty()) {
-            if let Some(c) = token
-                .chars()
-                .find(|&c| !(c == '\x21' || ('\x23'..='\x5b').contains(&c) || ('\x5d'..='\x7e').contains(&c)))
-            {
+            if let Some(c) = token.chars().find(|&c| {
+                !(c == '\x21' || ('\x23'..='\x5b').contains(&c) || ('\x5d'..='\x7e').contains(&c))
+            }) {
                 return Err(format!("scope {token:?} contains the character {c:?}"));
             }
             set.insert(token.to_string());

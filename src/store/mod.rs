@@ -4,8 +4,12 @@
 
 mod migrate;
 pub mod postgres;
+pub mod records;
+pub mod session_store;
 mod sql;
 pub mod sqlite;
+
+pub use records::*;
 
 use std::sync::Arc;
 
@@ -75,8 +79,115 @@ pub trait ChangeStore: Send + Sync {
     async fn change_versions(&self) -> Result<ChangeVersions, StoreError>;
 }
 
-pub trait Store: ClientStore + KeyStore + RevocationStore + ChangeStore {}
-impl<T: ClientStore + KeyStore + RevocationStore + ChangeStore> Store for T {}
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// `StoreError::Conflict` when the username is taken.
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn user(&self, sub: &str) -> Result<Option<User>, StoreError>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// Deletes the user with their consents, and revokes their grants.
+    async fn delete_user(&self, sub: &str, now: UnixTime) -> Result<bool, StoreError>;
+    async fn set_password(&self, sub: &str, hash: &str, now: UnixTime) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Stores a new grant and the authorization code issued for it.
+    async fn insert_grant_with_code(
+        &self,
+        grant: &Grant,
+        code: &AuthorizationCode,
+    ) -> Result<(), StoreError>;
+    /// Consumes a code atomically: exactly one caller ever gets `Redeemed`.
+    /// A code presented by another client is `Unknown` and stays unused.
+    async fn consume_code(
+        &self,
+        code_hash: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<CodeRedemption, StoreError>;
+    async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError>;
+    async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError>;
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
+    async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>, StoreError>;
+    /// Atomically marks `old_hash` used and stores `new`. A token already
+    /// used within `grace` seconds still rotates (racing refreshes); used
+    /// earlier than that, the grant is revoked.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new: &RefreshToken,
+        now: UnixTime,
+        grace: i64,
+    ) -> Result<RefreshRotation, StoreError>;
+}
+
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// The scopes `sub` has granted `client_id`, space-separated.
+    async fn consent(&self, sub: &str, client_id: &str) -> Result<Option<String>, StoreError>;
+    async fn save_consent(
+        &self,
+        sub: &str,
+        client_id: &str,
+        scope: &str,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait LoginThrottleStore: Send + Sync {
+    async fn login_failures(&self, key: &str) -> Result<Option<LoginFailures>, StoreError>;
+    async fn save_login_failures(&self, key: &str, f: &LoginFailures) -> Result<(), StoreError>;
+    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Raw server-side session rows, for `session_store::TesseraSessionStore`.
+#[async_trait]
+pub trait SessionRecordStore: Send + Sync {
+    /// `false` when the id is taken.
+    async fn create_session(
+        &self,
+        id: &str,
+        data: &[u8],
+        expires_at: UnixTime,
+    ) -> Result<bool, StoreError>;
+    async fn save_session(
+        &self,
+        id: &str,
+        data: &[u8],
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError>;
+    async fn load_session(&self, id: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+    async fn prune_sessions(&self, now: UnixTime) -> Result<u64, StoreError>;
+}
+
+pub trait Store:
+    ClientStore
+    + KeyStore
+    + RevocationStore
+    + ChangeStore
+    + UserStore
+    + GrantStore
+    + ConsentStore
+    + LoginThrottleStore
+    + SessionRecordStore
+{
+}
+impl<T> Store for T where
+    T: ClientStore
+        + KeyStore
+        + RevocationStore
+        + ChangeStore
+        + UserStore
+        + GrantStore
+        + ConsentStore
+        + LoginThrottleStore
+        + SessionRecordStore
+{
+}
 
 pub type SharedStore = Arc<dyn Store>;
 

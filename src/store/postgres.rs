@@ -9,11 +9,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::migrate::{self, run_migrations};
-use super::sql::{BackendDb, ClientRow, KEY_COLUMNS, KeyRow, client_from_row, key_from_row, sql_store};
+use super::sql::*;
 use super::*;
 
 /// Advisory lock id for schema and key changes ("tessera" in ASCII).
-const LOCK_ID: i64 = 0x7465_7373_6572_61;
+const LOCK_ID: i64 = 0x0074_6573_7365_7261;
 
 pub struct PostgresStore {
     pool: PgPool,

@@ -6,6 +6,7 @@ use crate::jose::{KeyState, SigningAlg, SigningKeyRecord};
 use crate::oauth::client::{Client, ClientMetadata};
 
 use super::StoreError;
+use super::records::{AuthorizationCode, Grant, RefreshToken, User};
 
 pub(super) type ClientRow = (String, Option<String>, String, i64);
 
@@ -49,6 +50,119 @@ pub(super) fn key_from_row(row: KeyRow) -> Result<SigningKeyRecord, StoreError> 
         activated_at,
         retired_at,
     })
+}
+
+pub(super) type UserRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+pub(super) const USER_COLUMNS: &str =
+    "sub, username, password_hash, email, name, created_at, updated_at";
+
+pub(super) fn user_from_row(row: UserRow) -> User {
+    let (sub, username, password_hash, email, name, created_at, updated_at) = row;
+    User {
+        sub,
+        username,
+        password_hash,
+        email,
+        name,
+        created_at,
+        updated_at,
+    }
+}
+
+pub(super) type GrantRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+);
+pub(super) const GRANT_COLUMNS: &str =
+    "grant_id, client_id, sub, scope, auth_time, sid, created_at, expires_at, revoked_at";
+
+pub(super) fn grant_from_row(row: GrantRow) -> Grant {
+    let (grant_id, client_id, sub, scope, auth_time, sid, created_at, expires_at, revoked_at) = row;
+    Grant {
+        grant_id,
+        client_id,
+        sub,
+        scope,
+        auth_time,
+        sid,
+        created_at,
+        expires_at,
+        revoked_at,
+    }
+}
+
+pub(super) type CodeRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+pub(super) const CODE_COLUMNS: &str =
+    "code_hash, grant_id, client_id, redirect_uri, code_challenge, nonce, created_at, expires_at";
+
+pub(super) fn code_from_row(row: CodeRow) -> AuthorizationCode {
+    let (
+        code_hash,
+        grant_id,
+        client_id,
+        redirect_uri,
+        code_challenge,
+        nonce,
+        created_at,
+        expires_at,
+    ) = row;
+    AuthorizationCode {
+        code_hash,
+        grant_id,
+        client_id,
+        redirect_uri,
+        code_challenge,
+        nonce,
+        created_at,
+        expires_at,
+    }
+}
+
+pub(super) type RefreshRow = (String, String, i64, i64, Option<i64>);
+
+pub(super) fn refresh_from_row(row: RefreshRow) -> RefreshToken {
+    let (token_hash, grant_id, created_at, expires_at, rotated_at) = row;
+    RefreshToken {
+        token_hash,
+        grant_id,
+        created_at,
+        expires_at,
+        rotated_at,
+    }
+}
+
+/// A unique-constraint violation becomes `Conflict(message)`.
+pub(super) fn conflict(e: sqlx::Error, message: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(message.into())
+        }
+        _ => StoreError::Database(e),
+    }
 }
 
 macro_rules! sql_store {
@@ -244,6 +358,398 @@ macro_rules! sql_store {
                     }
                 }
                 Ok(v)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl UserStore for $store {
+            async fn insert_user(&self, u: &User) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO users (sub, username, password_hash, email, name, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&u.sub)
+                .bind(&u.username)
+                .bind(&u.password_hash)
+                .bind(&u.email)
+                .bind(&u.name)
+                .bind(u.created_at)
+                .bind(u.updated_at)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| conflict(e, "that username is taken"))?;
+                Ok(())
+            }
+
+            async fn user(&self, sub: &str) -> Result<Option<User>, StoreError> {
+                let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE sub = $1"
+                )))
+                .bind(sub)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(user_from_row))
+            }
+
+            async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+                let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+                )))
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(user_from_row))
+            }
+
+            async fn users(&self) -> Result<Vec<User>, StoreError> {
+                let rows: Vec<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+                )))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(user_from_row).collect())
+            }
+
+            async fn delete_user(&self, sub: &str, now: UnixTime) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let deleted = sqlx::query("DELETE FROM users WHERE sub = $1")
+                    .bind(sub)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query("DELETE FROM consents WHERE sub = $1")
+                    .bind(sub)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE grants SET revoked_at = $2 WHERE sub = $1 AND revoked_at IS NULL")
+                    .bind(sub)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(deleted > 0)
+            }
+
+            async fn set_password(&self, sub: &str, hash: &str, now: UnixTime) -> Result<bool, StoreError> {
+                Ok(sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE sub = $1")
+                    .bind(sub)
+                    .bind(hash)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+                    > 0)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl GrantStore for $store {
+            async fn insert_grant_with_code(
+                &self,
+                g: &Grant,
+                c: &AuthorizationCode,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO grants (grant_id, client_id, sub, scope, auth_time, sid, created_at, \
+                     expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&g.grant_id)
+                .bind(&g.client_id)
+                .bind(&g.sub)
+                .bind(&g.scope)
+                .bind(g.auth_time)
+                .bind(&g.sid)
+                .bind(g.created_at)
+                .bind(g.expires_at)
+                .bind(g.revoked_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, \
+                     code_challenge, nonce, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&c.code_hash)
+                .bind(&c.grant_id)
+                .bind(&c.client_id)
+                .bind(&c.redirect_uri)
+                .bind(&c.code_challenge)
+                .bind(&c.nonce)
+                .bind(c.created_at)
+                .bind(c.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                // Expired codes are of no use to anyone; drop them here.
+                sqlx::query("DELETE FROM authorization_codes WHERE expires_at < $1")
+                    .bind(c.created_at - 86_400)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn consume_code(
+                &self,
+                code_hash: &str,
+                client_id: &str,
+                now: UnixTime,
+            ) -> Result<CodeRedemption, StoreError> {
+                let redeemed: Option<CodeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "UPDATE authorization_codes SET consumed_at = $3 \
+                     WHERE code_hash = $1 AND client_id = $2 AND consumed_at IS NULL \
+                     RETURNING {CODE_COLUMNS}"
+                )))
+                .bind(code_hash)
+                .bind(client_id)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(row) = redeemed {
+                    return Ok(CodeRedemption::Redeemed(code_from_row(row)));
+                }
+                let used: Option<(String, String, Option<i64>)> = sqlx::query_as(
+                    "SELECT grant_id, client_id, consumed_at FROM authorization_codes WHERE code_hash = $1",
+                )
+                .bind(code_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match used {
+                    Some((grant_id, owner, Some(_))) if owner == client_id => {
+                        CodeRedemption::Replayed { grant_id }
+                    }
+                    _ => CodeRedemption::Unknown,
+                })
+            }
+
+            async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError> {
+                let row: Option<GrantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {GRANT_COLUMNS} FROM grants WHERE grant_id = $1"
+                )))
+                .bind(grant_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(grant_from_row))
+            }
+
+            async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError> {
+                sqlx::query("UPDATE grants SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL")
+                    .bind(grant_id)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_refresh_token(&self, t: &RefreshToken) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, rotated_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&t.token_hash)
+                .bind(&t.grant_id)
+                .bind(t.created_at)
+                .bind(t.expires_at)
+                .bind(t.rotated_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>, StoreError> {
+                let row: Option<RefreshRow> = sqlx::query_as(
+                    "SELECT token_hash, grant_id, created_at, expires_at, rotated_at \
+                     FROM refresh_tokens WHERE token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(refresh_from_row))
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                old_hash: &str,
+                new: &RefreshToken,
+                now: UnixTime,
+                grace: i64,
+            ) -> Result<RefreshRotation, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                // The conditional UPDATE is the atomic step: of two racing
+                // callers only one sees `rotated_at IS NULL`.
+                let fresh = sqlx::query(
+                    "UPDATE refresh_tokens SET rotated_at = $2 \
+                     WHERE token_hash = $1 AND rotated_at IS NULL AND expires_at > $2",
+                )
+                .bind(old_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                let outcome = if fresh {
+                    RefreshRotation::Rotated
+                } else {
+                    let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+                        "SELECT grant_id, expires_at, rotated_at FROM refresh_tokens WHERE token_hash = $1",
+                    )
+                    .bind(old_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match row {
+                        Some((_, _, Some(rotated))) if grace > 0 && now - rotated <= grace => {
+                            RefreshRotation::Rotated
+                        }
+                        Some((grant_id, _, Some(_))) => {
+                            sqlx::query(
+                                "UPDATE grants SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
+                            )
+                            .bind(grant_id)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                            RefreshRotation::Reused
+                        }
+                        _ => RefreshRotation::Invalid,
+                    }
+                };
+                if matches!(outcome, RefreshRotation::Rotated) {
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, rotated_at) \
+                         VALUES ($1, $2, $3, $4, NULL)",
+                    )
+                    .bind(&new.token_hash)
+                    .bind(&new.grant_id)
+                    .bind(new.created_at)
+                    .bind(new.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(outcome)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl ConsentStore for $store {
+            async fn consent(&self, sub: &str, client_id: &str) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT scope FROM consents WHERE sub = $1 AND client_id = $2")
+                    .bind(sub)
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn save_consent(
+                &self,
+                sub: &str,
+                client_id: &str,
+                scope: &str,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO consents (sub, client_id, scope, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (sub, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at",
+                )
+                .bind(sub)
+                .bind(client_id)
+                .bind(scope)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl LoginThrottleStore for $store {
+            async fn login_failures(&self, key: &str) -> Result<Option<LoginFailures>, StoreError> {
+                let row: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT failures, window_start, locked_until FROM login_failures WHERE key = $1",
+                )
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(failures, window_start, locked_until)| LoginFailures {
+                    failures,
+                    window_start,
+                    locked_until,
+                }))
+            }
+
+            async fn save_login_failures(&self, key: &str, f: &LoginFailures) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO login_failures (key, failures, window_start, locked_until) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
+                     window_start = excluded.window_start, locked_until = excluded.locked_until",
+                )
+                .bind(key)
+                .bind(f.failures)
+                .bind(f.window_start)
+                .bind(f.locked_until)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM login_failures WHERE key = $1")
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl SessionRecordStore for $store {
+            async fn create_session(&self, id: &str, data: &[u8], expires_at: UnixTime) -> Result<bool, StoreError> {
+                Ok(sqlx::query(
+                    "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(data)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                    == 1)
+            }
+
+            async fn save_session(&self, id: &str, data: &[u8], expires_at: UnixTime) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+                )
+                .bind(id)
+                .bind(data)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn load_session(&self, id: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT data FROM sessions WHERE id = $1 AND expires_at > $2")
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM sessions WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn prune_sessions(&self, now: UnixTime) -> Result<u64, StoreError> {
+                Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
             }
         }
     };

@@ -9,7 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::migrate::{self, run_migrations};
-use super::sql::{BackendDb, ClientRow, KEY_COLUMNS, KeyRow, client_from_row, key_from_row, sql_store};
+use super::sql::*;
 use super::*;
 
 pub struct SqliteStore {
@@ -45,7 +45,9 @@ impl SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::query(migrate::CREATE_TABLE).execute(&self.pool).await?;
+        sqlx::query(migrate::CREATE_TABLE)
+            .execute(&self.pool)
+            .await?;
         let mut tx = self.begin_locked().await?;
         run_migrations!(tx, migrate::SQLITE);
         tx.commit().await?;

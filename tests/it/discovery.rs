@@ -1,1 +1,64 @@
-//! placeholder
+//! Discovery metadata at both well-known paths.
+
+use serde_json::Value;
+
+use crate::harness::{Backend, TestServer, http};
+
+async fn both_documents_agree_and_list_only_what_works(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut docs = vec![];
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let response = http().get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        docs.push(response.json::<Value>().await.unwrap());
+    }
+    assert_eq!(docs[0], docs[1]);
+    let doc = &docs[0];
+    assert_eq!(doc["issuer"], server.base.as_str());
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    for endpoint in [
+        "token_endpoint",
+        "jwks_uri",
+        "introspection_endpoint",
+        "revocation_endpoint",
+    ] {
+        let url = doc[endpoint].as_str().unwrap();
+        assert!(url.starts_with(&server.base), "{endpoint}");
+    }
+    let response_types = doc["response_types_supported"].as_array().unwrap();
+    assert!(
+        response_types.iter().all(|t| t == "code"),
+        "no implicit or hybrid response types: {response_types:?}"
+    );
+    // Every advertised grant type is accepted by the token endpoint.
+    for grant in doc["grant_types_supported"].as_array().unwrap() {
+        assert!(
+            ["client_credentials", "authorization_code", "refresh_token"]
+                .contains(&grant.as_str().unwrap())
+        );
+    }
+    let jwks = http()
+        .get(doc["jwks_uri"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jwks.status(), 200);
+}
+
+async fn unknown_paths_are_404_json(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let response = http().get(server.url("/nope")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(response.headers().contains_key("x-request-id"));
+}
+
+crate::both_backends!(
+    both_documents_agree_and_list_only_what_works,
+    unknown_paths_are_404_json,
+);

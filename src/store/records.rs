@@ -1,0 +1,91 @@
+//! Rows of the browser flow: users, grants, codes, refresh tokens.
+
+use crate::clock::UnixTime;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Stable, opaque subject identifier (OIDC Core §2 `sub`).
+    pub sub: String,
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+/// One authorization a user gave a client: the family every code, refresh
+/// and access token issued from it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub grant_id: String,
+    pub client_id: String,
+    pub sub: String,
+    pub scope: String,
+    pub auth_time: UnixTime,
+    /// The login session (OIDC `sid`) it was granted in.
+    pub sid: Option<String>,
+    pub created_at: UnixTime,
+    /// Absolute end of the refresh family.
+    pub expires_at: UnixTime,
+    pub revoked_at: Option<UnixTime>,
+}
+
+impl Grant {
+    pub fn is_live(&self, now: UnixTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    pub code_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    /// The redirect URI the authorization request carried, or "" when it
+    /// was omitted (RFC 6749 §4.1.3 then does not require it back).
+    pub redirect_uri: String,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+pub enum CodeRedemption {
+    /// First use: the code is now consumed.
+    Redeemed(AuthorizationCode),
+    /// Already used before: a replay.
+    Replayed {
+        grant_id: String,
+    },
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub token_hash: String,
+    pub grant_id: String,
+    pub created_at: UnixTime,
+    /// Idle expiry; never later than the grant's absolute expiry.
+    pub expires_at: UnixTime,
+    pub rotated_at: Option<UnixTime>,
+}
+
+pub enum RefreshRotation {
+    /// The old token is now used up and `new` is stored.
+    Rotated,
+    /// The old token had already been rotated outside the grace window:
+    /// the whole grant is revoked.
+    Reused,
+    /// Unknown or expired.
+    Invalid,
+}
+
+/// A failed sign-in counter for one account or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginFailures {
+    pub failures: i64,
+    pub window_start: UnixTime,
+    pub locked_until: Option<UnixTime>,
+}

@@ -1,0 +1,85 @@
+//! tower-sessions `SessionStore` over our own tables, so sessions live in
+//! the same SQLite or PostgreSQL database as everything else and every
+//! instance behind a load balancer sees them.
+
+use async_trait::async_trait;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{Error, Result};
+
+use super::SharedStore;
+use crate::clock::SharedClock;
+
+#[derive(Clone)]
+pub struct TesseraSessionStore {
+    store: SharedStore,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for TesseraSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TesseraSessionStore")
+    }
+}
+
+impl TesseraSessionStore {
+    pub fn new(store: SharedStore, clock: SharedClock) -> Self {
+        Self { store, clock }
+    }
+}
+
+fn encode(record: &Record) -> Result<Vec<u8>> {
+    serde_json::to_vec(record).map_err(|e| Error::Encode(e.to_string()))
+}
+
+fn backend(e: super::StoreError) -> Error {
+    Error::Backend(e.to_string())
+}
+
+#[async_trait]
+impl tower_sessions::SessionStore for TesseraSessionStore {
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        // A colliding id (2^-128) gets a fresh one rather than overwriting.
+        loop {
+            let data = encode(record)?;
+            let expires = record.expiry_date.unix_timestamp();
+            if self
+                .store
+                .create_session(&record.id.to_string(), &data, expires)
+                .await
+                .map_err(backend)?
+            {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+    }
+
+    async fn save(&self, record: &Record) -> Result<()> {
+        let data = encode(record)?;
+        self.store
+            .save_session(
+                &record.id.to_string(),
+                &data,
+                record.expiry_date.unix_timestamp(),
+            )
+            .await
+            .map_err(backend)
+    }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        let data = self
+            .store
+            .load_session(&id.to_string(), self.clock.now())
+            .await
+            .map_err(backend)?;
+        data.map(|d| serde_json::from_slice(&d).map_err(|e| Error::Decode(e.to_string())))
+            .transpose()
+    }
+
+    async fn delete(&self, id: &Id) -> Result<()> {
+        self.store
+            .delete_session(&id.to_string())
+            .await
+            .map_err(backend)
+    }
+}
