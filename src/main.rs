@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use tessera::auth::password;
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
 use tessera::jose::SigningAlg;
@@ -14,7 +15,7 @@ use tessera::jose::keys::{self, SigningKeyRecord};
 use tessera::jose::rotation::{self, Trigger};
 use tessera::oauth::client::{self, ClientRegistration, TokenEndpointAuthMethod};
 use tessera::state::{self, AppState};
-use tessera::store::{self, SharedStore};
+use tessera::store::{self, SharedStore, StoreError, User};
 
 #[derive(Parser)]
 #[command(
@@ -36,12 +37,43 @@ enum Command {
     Serve,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Manage the people who sign in.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Manage registered clients.
     #[command(subcommand)]
     Client(ClientCommand),
     /// Inspect and rotate signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; prints {"sub": …, "username": …}.
+    Add {
+        username: String,
+        /// Read the password from standard input (required; one trailing
+        /// newline is dropped).
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List users (never their password hashes).
+    List,
+    /// Delete a user, their consents, and every grant they gave.
+    Delete { username: String },
+    /// Set a user's password, read from standard input.
+    Passwd {
+        username: String,
+        /// Accepted for symmetry with `user add`: the password is always
+        /// read from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,6 +170,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             store::connect(&config.database_url).await?;
             Ok(())
         }
+        Command::User(cmd) => user_command(&config, cmd).await,
         Command::Client(cmd) => client_command(&config, cmd).await,
         Command::Keys(cmd) => keys_command(&config, cmd).await,
     }
@@ -193,6 +226,135 @@ async fn shutdown_signal() {
 fn print_json(value: &serde_json::Value) -> Result<(), Failure> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+const MAX_USERNAME_CHARS: usize = 64;
+
+/// 1–64 characters, none of them whitespace or control characters.
+fn validate_username(username: &str) -> Result<(), Failure> {
+    let chars = username.chars().count();
+    if chars == 0 || chars > MAX_USERNAME_CHARS {
+        return Err(Failure::Usage(format!(
+            "a username has 1 to {MAX_USERNAME_CHARS} characters"
+        )));
+    }
+    if username
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Failure::Usage(
+            "a username contains no spaces or control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The whole of standard input minus one trailing newline; never empty.
+fn read_password_stdin() -> Result<String, Failure> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| Failure::Usage(format!("cannot read the password from stdin: {e}")))?;
+    let password = s
+        .strip_suffix('\n')
+        .map(|rest| rest.strip_suffix('\r').unwrap_or(rest))
+        .unwrap_or(&s);
+    if password.is_empty() {
+        return Err(Failure::Usage(
+            "the password is empty: pipe it on standard input".into(),
+        ));
+    }
+    Ok(password.to_string())
+}
+
+async fn find_user(store: &SharedStore, username: &str) -> Result<User, Failure> {
+    store
+        .user_by_username(username)
+        .await?
+        .ok_or_else(|| Failure::Usage(format!("no user named {username:?}")))
+}
+
+async fn user_command(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
+    // Check what can be checked before touching the database or stdin.
+    if let UserCommand::Add {
+        username,
+        password_stdin,
+        ..
+    } = &cmd
+    {
+        validate_username(username)?;
+        if !password_stdin {
+            return Err(Failure::Usage(
+                "--password-stdin is required: pipe the password on standard input".into(),
+            ));
+        }
+    }
+    let store = store::connect(&config.database_url).await?;
+    match cmd {
+        UserCommand::Add {
+            username,
+            email,
+            name,
+            ..
+        } => {
+            let password = read_password_stdin()?;
+            let password_hash = password::hash_password(password).await?;
+            let now = SystemClock.now();
+            let user = User {
+                sub: tessera::crypto::random_token(),
+                username,
+                password_hash,
+                email,
+                name,
+                created_at: now,
+                updated_at: now,
+            };
+            match store.insert_user(&user).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(reason)) => return Err(Failure::Usage(reason)),
+                Err(e) => return Err(e.into()),
+            }
+            print_json(&serde_json::json!({ "sub": user.sub, "username": user.username }))
+        }
+        UserCommand::List => {
+            let users = store.users().await?;
+            print_json(&serde_json::Value::Array(
+                users
+                    .iter()
+                    .map(|u| {
+                        serde_json::json!({
+                            "sub": u.sub,
+                            "username": u.username,
+                            "email": u.email,
+                            "name": u.name,
+                            "created_at": u.created_at,
+                        })
+                    })
+                    .collect(),
+            ))
+        }
+        UserCommand::Delete { username } => {
+            let user = find_user(&store, &username).await?;
+            if store.delete_user(&user.sub, SystemClock.now()).await? {
+                print_json(&serde_json::json!({ "deleted": user.sub }))
+            } else {
+                Err(Failure::Usage(format!("no user named {username:?}")))
+            }
+        }
+        UserCommand::Passwd { username, .. } => {
+            let user = find_user(&store, &username).await?;
+            let password = read_password_stdin()?;
+            let hash = password::hash_password(password).await?;
+            if store
+                .set_password(&user.sub, &hash, SystemClock.now())
+                .await?
+            {
+                print_json(&serde_json::json!({ "sub": user.sub, "username": user.username }))
+            } else {
+                Err(Failure::Usage(format!("no user named {username:?}")))
+            }
+        }
+    }
 }
 
 async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failure> {
@@ -281,11 +443,4 @@ async fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Failure> 
     print_json(&serde_json::Value::Array(
         keys.iter().map(key_json).collect(),
     ))
-}
-
-#[allow(dead_code)]
-fn read_stdin_line() -> Result<String, Failure> {
-    let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s)?;
-    Ok(s.trim_end_matches(['\n', '\r']).to_string())
 }

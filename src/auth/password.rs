@@ -1,1 +1,121 @@
-//! placeholder
+//! Passwords: argon2id (the `argon2` crate's defaults, m=19 MiB, t=2, p=1)
+//! stored as PHC strings. Hashing and verifying always run on the blocking
+//! pool so they never stall the async workers.
+
+use std::sync::OnceLock;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+
+use crate::crypto;
+use crate::error::AppError;
+
+/// Hashes `password` with argon2id and a fresh random 128-bit salt; returns
+/// the PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
+pub async fn hash_password(password: String) -> Result<String, AppError> {
+    tokio::task::spawn_blocking(move || hash_blocking(password.as_bytes()))
+        .await
+        .map_err(|e| AppError::internal(format!("password hashing task failed: {e}")))?
+        .map_err(|e| AppError::internal(format!("password hashing failed: {e}")))
+}
+
+/// Whether `password` matches `stored_hash`. With no stored hash (an unknown
+/// user) it still verifies against a dummy hash of the same cost and then
+/// answers `false`, so the time taken does not reveal whether the username
+/// exists. A malformed stored hash is `false`.
+pub async fn verify_password(stored_hash: Option<String>, password: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        verify_blocking(stored_hash.as_deref(), password.as_bytes())
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn hash_blocking(password: &[u8]) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::encode_b64(&crypto::random_bytes::<16>())?;
+    Ok(Argon2::default()
+        .hash_password(password, &salt)?
+        .to_string())
+}
+
+fn verify_blocking(stored_hash: Option<&str>, password: &[u8]) -> bool {
+    match stored_hash {
+        Some(stored) => matches(stored, password),
+        None => {
+            if let Some(dummy) = dummy_hash() {
+                // Spend the same work as a real check; the result is moot.
+                std::hint::black_box(matches(dummy, password));
+            }
+            false
+        }
+    }
+}
+
+fn matches(stored_hash: &str, password: &[u8]) -> bool {
+    match PasswordHash::new(stored_hash) {
+        Ok(parsed) => Argon2::default().verify_password(password, &parsed).is_ok(),
+        Err(_) => {
+            // Neither the hash nor the password goes into the log.
+            tracing::warn!("a stored password hash is not a valid PHC string");
+            false
+        }
+    }
+}
+
+/// A hash made with the same (default) parameters as real ones, computed
+/// once, so checking against it costs what checking a real user costs.
+fn dummy_hash() -> Option<&'static str> {
+    static DUMMY: OnceLock<Option<String>> = OnceLock::new();
+    DUMMY
+        .get_or_init(|| match hash_blocking(b"tessera: no such user") {
+            Ok(hash) => Some(hash),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot compute the dummy password hash");
+                None
+            }
+        })
+        .as_deref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn roundtrip() {
+        let hash = hash_password("correct horse battery staple".into())
+            .await
+            .unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(!hash.contains("correct horse"));
+        assert!(verify_password(Some(hash), "correct horse battery staple".into()).await);
+    }
+
+    #[tokio::test]
+    async fn salts_differ() {
+        let a = hash_password("same".into()).await.unwrap();
+        let b = hash_password("same".into()).await.unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[tokio::test]
+    async fn wrong_password_is_false() {
+        let hash = hash_password("right".into()).await.unwrap();
+        assert!(!verify_password(Some(hash.clone()), "wrong".into()).await);
+        assert!(!verify_password(Some(hash), "".into()).await);
+    }
+
+    #[tokio::test]
+    async fn unknown_user_is_false() {
+        assert!(!verify_password(None, "anything".into()).await);
+        // Not even the dummy hash's own password gets in.
+        assert!(!verify_password(None, "tessera: no such user".into()).await);
+    }
+
+    #[tokio::test]
+    async fn malformed_hash_is_false() {
+        assert!(!verify_password(Some(String::new()), "x".into()).await);
+        assert!(!verify_password(Some("not a hash".into()), "not a hash".into()).await);
+        assert!(!verify_password(Some("$argon2id$v=19$garbage".into()), "x".into()).await);
+    }
+}

@@ -1,12 +1,18 @@
 //! Thin axum handlers, one file per endpoint: parse the HTTP shape into a
 //! typed request, call `crate::oauth` / `crate::oidc`, render the result.
 
+pub mod assets;
+pub mod authorize;
 pub mod discovery;
 pub mod form;
 pub mod introspect;
 pub mod jwks;
+pub mod login;
+pub mod logout;
+pub mod pages;
 pub mod revoke;
 pub mod token;
+pub mod userinfo;
 
 use std::time::Duration;
 
@@ -19,8 +25,12 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
 use crate::error::{OAuthError, oauth_error_response};
 use crate::state::AppState;
+use crate::store::session_store::TesseraSessionStore;
 
 /// Request bodies above this size are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -29,11 +39,39 @@ pub const JWKS_PATH: &str = "/jwks";
 pub const TOKEN_PATH: &str = "/token";
 pub const INTROSPECTION_PATH: &str = "/introspect";
 pub const REVOCATION_PATH: &str = "/revoke";
+pub const AUTHORIZATION_PATH: &str = "/authorize";
+pub const USERINFO_PATH: &str = "/userinfo";
+pub const END_SESSION_PATH: &str = "/logout";
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
+    // Browser-facing routes carry the login session cookie.
+    let sessions = SessionManagerLayer::new(TesseraSessionStore::new(
+        state.store.clone(),
+        state.clock.clone(),
+    ))
+    .with_name("tessera_session")
+    .with_http_only(true)
+    .with_same_site(SameSite::Lax)
+    .with_secure(state.config.issuer_is_https())
+    .with_path("/")
+    .with_expiry(Expiry::OnInactivity(
+        tower_sessions::cookie::time::Duration::seconds(state.config.login.session_ttl_secs),
+    ));
+    let browser = Router::new()
+        .route(
+            AUTHORIZATION_PATH,
+            get(authorize::get).post(authorize::post),
+        )
+        .route("/login", post(login::login))
+        .route(END_SESSION_PATH, get(logout::get).post(logout::post))
+        .layer(sessions);
     Router::new()
+        .merge(browser)
+        .route(USERINFO_PATH, get(userinfo::get).post(userinfo::post))
+        .route("/static/tessera.css", get(assets::stylesheet))
+        .route("/static/form_post.js", get(assets::form_post_script))
         .route(
             "/.well-known/openid-configuration",
             get(discovery::metadata),

@@ -166,13 +166,14 @@ impl KeySet {
 
     /// Verifies a JWS we issued: a known `kid`, the algorithm that key is
     /// for (no `alg` confusion, no `none`), the expected `typ`, our `iss`,
-    /// and `exp` against our clock. Any failure is simply "not valid".
+    /// and `exp` against our clock (`now`; `None` accepts expired tokens,
+    /// as an `id_token_hint` may be). Any failure is simply "not valid".
     pub fn verify<T: DeserializeOwned>(
         &self,
         token: &str,
         typ: &str,
         issuer: &str,
-        now: UnixTime,
+        now: Option<UnixTime>,
     ) -> Option<T> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         let verifier = self.verifiers.get(header.kid.as_deref()?)?;
@@ -192,7 +193,7 @@ impl KeySet {
         let data =
             jsonwebtoken::decode::<serde_json::Value>(token, &verifier.key, &validation).ok()?;
         let exp = data.claims.get("exp")?.as_i64()?;
-        if exp <= now {
+        if now.is_some_and(|now| exp <= now) {
             return None;
         }
         serde_json::from_value(data.claims).ok()

@@ -30,7 +30,7 @@ pub struct AccessTokenClaims {
     /// The grant (refresh family) the token was issued under, so that
     /// revoking the grant revokes the token too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
+    pub grant_id: Option<String>,
 }
 
 /// Who the token is for: the client itself (client credentials) or a user
@@ -65,7 +65,7 @@ pub fn issue(
         client_id: client.client_id.clone(),
         scope: (!scope.is_empty()).then(|| scope.to_string()),
         auth_time: subject.auth_time,
-        sid: subject.grant_id.map(str::to_string),
+        grant_id: subject.grant_id.map(str::to_string),
     };
     let alg = access_token_alg(state, client);
     let token = state.keys().sign(alg, ACCESS_TOKEN_TYP, &claims)?;
@@ -89,12 +89,20 @@ pub async fn validate(
         token,
         ACCESS_TOKEN_TYP,
         &state.config.issuer,
-        now,
+        Some(now),
     ) else {
         return Ok(None);
     };
     if state.store.is_access_token_revoked(&claims.jti).await? {
         return Ok(None);
+    }
+    // A revoked grant (logout, reused refresh token, replayed code) takes
+    // every access token issued under it along.
+    if let Some(grant_id) = &claims.grant_id {
+        match state.store.grant(grant_id).await? {
+            Some(grant) if grant.revoked_at.is_none() => {}
+            _ => return Ok(None),
+        }
     }
     Ok(Some(claims))
 }

@@ -2,10 +2,12 @@
 //! `crate::http` turn HTTP into these typed requests and render the results.
 
 pub mod access_token;
+pub mod authorize;
 pub mod client;
 pub mod client_auth;
 pub mod grants;
 pub mod introspect;
+pub mod pkce;
 pub mod redirect;
 pub mod request;
 pub mod revoke;

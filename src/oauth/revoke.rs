@@ -9,11 +9,12 @@ use crate::state::AppState;
 /// already invalid token is not an error (RFC 7009 §2.2).
 pub async fn revoke(state: &AppState, client: &Client, token: &str) -> Result<(), AppError> {
     let now = state.clock.now();
-    if let Some(claims) =
-        state
-            .keys()
-            .verify::<AccessTokenClaims>(token, ACCESS_TOKEN_TYP, &state.config.issuer, now)
-    {
+    if let Some(claims) = state.keys().verify::<AccessTokenClaims>(
+        token,
+        ACCESS_TOKEN_TYP,
+        &state.config.issuer,
+        Some(now),
+    ) {
         // RFC 7009 §2.1: the token must have been issued to the client
         // making the request.
         if claims.client_id != client.client_id {

@@ -25,12 +25,23 @@ pub async fn exchange(
         TokenRequest::ClientCredentials { scope } => {
             grants::client_credentials::grant(state, &client, scope)
         }
-        TokenRequest::AuthorizationCode { .. } | TokenRequest::RefreshToken { .. } => {
-            Err(OAuthError::new(
-                crate::error::ErrorCode::UnsupportedGrantType,
-                format!("grant type {} is not supported yet", request.grant_type()),
+        TokenRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            grants::authorization_code::grant(
+                state,
+                &client,
+                &code,
+                redirect_uri.as_deref(),
+                code_verifier.as_deref(),
             )
-            .into())
+            .await
         }
+        TokenRequest::RefreshToken {
+            refresh_token,
+            scope,
+        } => grants::refresh_token::grant(state, &client, &refresh_token, scope).await,
     }
 }

@@ -1,3 +1,7 @@
 //! OpenID Connect on top of the OAuth core.
 
+pub mod claims;
 pub mod discovery;
+pub mod id_token;
+pub mod logout;
+pub mod userinfo;

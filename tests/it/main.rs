@@ -9,3 +9,4 @@ mod client_credentials;
 mod discovery;
 mod introspection;
 mod keys;
+mod users;

@@ -1,0 +1,129 @@
+//! HTML pages: askama templates rendered with the security headers every
+//! page carries.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub client_name: Option<String>,
+    pub username: String,
+    pub error: Option<String>,
+    pub csrf_token: String,
+    pub action: String,
+}
+
+pub struct ScopeView {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage {
+    pub client_name: String,
+    pub username: String,
+    pub scopes: Vec<ScopeView>,
+    pub csrf_token: String,
+    pub action: String,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub title: String,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage {
+    pub client_name: Option<String>,
+    pub csrf_token: String,
+    pub action: String,
+    pub hidden: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "logged_out.html")]
+pub struct LoggedOutPage;
+
+#[derive(Template)]
+#[template(path = "form_post.html")]
+pub struct FormPostPage {
+    pub action: String,
+    pub params: Vec<(String, String)>,
+}
+
+/// Renders `page` with CSP (no inline script or style, no framing),
+/// `X-Frame-Options`, `Referrer-Policy: no-referrer` and `no-store`.
+/// `form_targets` are extra origins forms may post or redirect to.
+pub fn render(status: StatusCode, page: &impl Template, form_targets: &[&str]) -> Response {
+    render_with_script(status, page, form_targets, false)
+}
+
+pub fn render_with_script(
+    status: StatusCode,
+    page: &impl Template,
+    form_targets: &[&str],
+    script: bool,
+) -> Response {
+    let body = match page.render() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+        }
+    };
+    let mut form_action = String::from("'self'");
+    for target in form_targets {
+        if let Some(origin) = origin_of(target) {
+            form_action.push(' ');
+            form_action.push_str(&origin);
+        }
+    }
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src {}; \
+         form-action {form_action}; frame-ancestors 'none'; base-uri 'none'",
+        if script { "'self'" } else { "'none'" }
+    );
+    let mut response = (status, axum::response::Html(body)).into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A CSP source for the origin of `uri` (scheme://host[:port]), or the
+/// scheme alone for private-use URI schemes of native apps.
+fn origin_of(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    match url.origin() {
+        url::Origin::Tuple(..) => Some(url.origin().ascii_serialization()),
+        url::Origin::Opaque(_) => Some(format!("{}:", url.scheme())),
+    }
+}
+
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    render(
+        status,
+        &ErrorPage {
+            title: title.into(),
+            message: message.into(),
+        },
+        &[],
+    )
+}

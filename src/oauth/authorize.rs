@@ -1,0 +1,391 @@
+//! The authorization endpoint's logic (RFC 6749 §4.1.1, OIDC Core §3.1.2):
+//! validate the request, then decide Login | Consent | Redirect.
+
+use std::sync::Arc;
+
+use super::client::{Client, GRANT_AUTHORIZATION_CODE};
+use super::pkce;
+use super::redirect;
+use super::request::FormParams;
+use super::scope::ScopeSet;
+use crate::auth::session::LoginSession;
+use crate::crypto;
+use crate::error::{AppError, ErrorCode, OAuthError};
+use crate::state::AppState;
+use crate::store::{AuthorizationCode, Grant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseMode {
+    Query,
+    /// OAuth 2.0 Form Post Response Mode.
+    FormPost,
+}
+
+/// Where and how a response goes back to the client.
+#[derive(Debug, Clone)]
+pub struct RedirectTarget {
+    pub redirect_uri: String,
+    pub mode: ResponseMode,
+    pub state: Option<String>,
+}
+
+/// The parameters of an authorization response, `iss` included (RFC 9207).
+#[derive(Debug)]
+pub struct AuthorizationResponse {
+    pub redirect_uri: String,
+    pub mode: ResponseMode,
+    pub params: Vec<(String, String)>,
+}
+
+impl RedirectTarget {
+    pub fn respond(
+        &self,
+        issuer: &str,
+        mut params: Vec<(String, String)>,
+    ) -> AuthorizationResponse {
+        if let Some(state) = &self.state {
+            params.push(("state".into(), state.clone()));
+        }
+        params.push(("iss".into(), issuer.to_string()));
+        AuthorizationResponse {
+            redirect_uri: self.redirect_uri.clone(),
+            mode: self.mode,
+            params,
+        }
+    }
+
+    pub fn error(&self, issuer: &str, err: &OAuthError) -> AuthorizationResponse {
+        self.respond(
+            issuer,
+            vec![
+                ("error".into(), err.code.as_str().into()),
+                ("error_description".into(), err.description.to_string()),
+            ],
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prompt {
+    pub none: bool,
+    pub login: bool,
+    pub consent: bool,
+}
+
+/// A validated authorization request.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    pub client: Arc<Client>,
+    pub target: RedirectTarget,
+    /// Whether `redirect_uri` was in the request (then the token request
+    /// must repeat it).
+    pub redirect_uri_sent: bool,
+    pub scope: ScopeSet,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Prompt,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+}
+
+pub enum AuthorizeError {
+    /// The client or redirect URI cannot be trusted: show an error page and
+    /// NEVER redirect (RFC 6749 §4.1.2.1).
+    Page(String),
+    /// Sent back to the client's redirect URI.
+    Redirect(AuthorizationResponse),
+    Internal(AppError),
+}
+
+impl From<AppError> for AuthorizeError {
+    fn from(e: AppError) -> Self {
+        AuthorizeError::Internal(e)
+    }
+}
+
+impl From<crate::store::StoreError> for AuthorizeError {
+    fn from(e: crate::store::StoreError) -> Self {
+        AuthorizeError::Internal(e.into())
+    }
+}
+
+pub async fn parse(
+    state: &AppState,
+    params: &FormParams,
+) -> Result<AuthorizationRequest, AuthorizeError> {
+    let issuer = &state.config.issuer;
+    // 1. client_id and redirect_uri first: until both are trusted, errors
+    //    are shown here, not redirected.
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| AuthorizeError::Page("The request has no client_id.".into()))?;
+    let client = state
+        .client(client_id)
+        .await?
+        .ok_or_else(|| AuthorizeError::Page("The application is not registered here.".into()))?;
+    let requested_uri = params.get("redirect_uri");
+    let redirect_uri = match requested_uri {
+        Some(uri) => redirect::match_registered(&client.metadata.redirect_uris, uri)
+            .map(|_| uri.to_string())
+            .ok_or_else(|| {
+                AuthorizeError::Page(
+                    "The redirect URI is not registered for this application.".into(),
+                )
+            })?,
+        // RFC 6749 §3.1.2.3: it may be omitted when exactly one is registered.
+        None => match client.metadata.redirect_uris.as_slice() {
+            [only] => only.clone(),
+            _ => {
+                return Err(AuthorizeError::Page(
+                    "The request has no redirect_uri.".into(),
+                ));
+            }
+        },
+    };
+    let mode = match params.get("response_mode") {
+        None | Some("query") => Ok(ResponseMode::Query),
+        Some("form_post") => Ok(ResponseMode::FormPost),
+        Some(other) => Err(format!("response_mode {other:?} is not supported")),
+    };
+    let target = RedirectTarget {
+        redirect_uri,
+        mode: *mode.as_ref().unwrap_or(&ResponseMode::Query),
+        state: params.get("state").map(str::to_string),
+    };
+    let fail = |code: ErrorCode, d: String| {
+        AuthorizeError::Redirect(target.error(issuer, &OAuthError::new(code, d)))
+    };
+
+    // 2. Everything else goes back to the client.
+    if let Err(d) = mode {
+        return Err(fail(ErrorCode::InvalidRequest, d));
+    }
+    match params.get("response_type") {
+        Some("code") => {}
+        None => {
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                "response_type is required".into(),
+            ));
+        }
+        Some(other) => {
+            return Err(fail(
+                ErrorCode::UnsupportedResponseType,
+                format!("response_type {other:?} is not supported; use code"),
+            ));
+        }
+    }
+    if params.get("request").is_some() {
+        return Err(fail(
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported".into(),
+        ));
+    }
+    if params.get("request_uri").is_some() {
+        return Err(fail(
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported".into(),
+        ));
+    }
+    if !client.allows_grant(GRANT_AUTHORIZATION_CODE) {
+        return Err(fail(
+            ErrorCode::UnauthorizedClient,
+            "this client is not registered for the authorization code grant".into(),
+        ));
+    }
+    let registered = client.scopes();
+    let scope = match params.get("scope") {
+        None => registered.clone(),
+        Some(s) => ScopeSet::parse(s).map_err(|d| fail(ErrorCode::InvalidScope, d))?,
+    };
+    if let Some(extra) = scope.missing_from(&registered).next() {
+        return Err(fail(
+            ErrorCode::InvalidScope,
+            format!("scope {extra:?} is not registered for this client"),
+        ));
+    }
+    let code_challenge = pkce::validate_challenge(
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    )
+    .map_err(|d| fail(ErrorCode::InvalidRequest, d.into()))?;
+    if code_challenge.is_none() && client.is_public() {
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "PKCE (code_challenge with S256) is required for public clients".into(),
+        ));
+    }
+    let mut prompt = Prompt::default();
+    for value in params
+        .get("prompt")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|v| !v.is_empty())
+    {
+        match value {
+            "none" => prompt.none = true,
+            "login" => prompt.login = true,
+            "consent" => prompt.consent = true,
+            _ => {}
+        }
+    }
+    // OIDC Core §3.1.2.1: `none` with any other value is an error.
+    if prompt.none && (prompt.login || prompt.consent) {
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "prompt=none cannot be combined with other values".into(),
+        ));
+    }
+    let max_age = match params.get("max_age") {
+        None => None,
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            fail(
+                ErrorCode::InvalidRequest,
+                "max_age must be a non-negative integer".into(),
+            )
+        })?),
+    };
+    Ok(AuthorizationRequest {
+        client,
+        target,
+        redirect_uri_sent: requested_uri.is_some(),
+        scope,
+        nonce: params.get("nonce").map(str::to_string),
+        code_challenge,
+        prompt,
+        max_age,
+        login_hint: params.get("login_hint").map(str::to_string),
+    })
+}
+
+pub enum Decision {
+    Login,
+    Consent(LoginSession),
+    Redirect(AuthorizationResponse),
+}
+
+/// What happens next for a valid request and the browser's login session
+/// (`None` when signed out or the account is gone).
+pub async fn decide(
+    state: &AppState,
+    req: &AuthorizationRequest,
+    login: Option<LoginSession>,
+) -> Result<Decision, AppError> {
+    let now = state.clock.now();
+    let issuer = &state.config.issuer;
+    let interaction = |code: ErrorCode, d: &'static str| {
+        Decision::Redirect(req.target.error(issuer, &OAuthError::new(code, d)))
+    };
+    let fresh_enough = |l: &LoginSession| req.max_age.is_none_or(|m| now - l.auth_time <= m);
+    let login = match login {
+        Some(l) if !req.prompt.login && fresh_enough(&l) => l,
+        _ if req.prompt.none => {
+            return Ok(interaction(
+                ErrorCode::LoginRequired,
+                "the user must sign in",
+            ));
+        }
+        _ => return Ok(Decision::Login),
+    };
+    if needs_consent(state, req, &login).await? {
+        if req.prompt.none {
+            return Ok(interaction(
+                ErrorCode::ConsentRequired,
+                "the user must approve access",
+            ));
+        }
+        return Ok(Decision::Consent(login));
+    }
+    Ok(Decision::Redirect(issue_code(state, req, &login).await?))
+}
+
+async fn needs_consent(
+    state: &AppState,
+    req: &AuthorizationRequest,
+    login: &LoginSession,
+) -> Result<bool, AppError> {
+    if req.client.metadata.skip_consent {
+        return Ok(false);
+    }
+    if req.prompt.consent {
+        return Ok(true);
+    }
+    let granted = state
+        .store
+        .consent(&login.sub, &req.client.client_id)
+        .await?
+        .map(|s| ScopeSet::parse(&s).unwrap_or_default())
+        .unwrap_or_default();
+    Ok(!req.scope.is_subset(&granted) || granted.is_empty() && !req.scope.is_empty())
+}
+
+/// The person's answer on the consent page.
+pub async fn answer_consent(
+    state: &AppState,
+    req: &AuthorizationRequest,
+    login: &LoginSession,
+    allow: bool,
+) -> Result<AuthorizationResponse, AppError> {
+    if !allow {
+        return Ok(req.target.error(
+            &state.config.issuer,
+            &OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
+        ));
+    }
+    let previous = state
+        .store
+        .consent(&login.sub, &req.client.client_id)
+        .await?
+        .map(|s| ScopeSet::parse(&s).unwrap_or_default())
+        .unwrap_or_default();
+    let remembered = previous.union(&req.scope);
+    state
+        .store
+        .save_consent(
+            &login.sub,
+            &req.client.client_id,
+            &remembered.to_string(),
+            state.clock.now(),
+        )
+        .await?;
+    issue_code(state, req, login).await
+}
+
+/// Creates the grant and its single-use, 60-second code.
+async fn issue_code(
+    state: &AppState,
+    req: &AuthorizationRequest,
+    login: &LoginSession,
+) -> Result<AuthorizationResponse, AppError> {
+    let now = state.clock.now();
+    let code = crypto::random_token();
+    let grant = Grant {
+        grant_id: crypto::random_token(),
+        client_id: req.client.client_id.clone(),
+        sub: login.sub.clone(),
+        scope: req.scope.to_string(),
+        auth_time: login.auth_time,
+        sid: Some(login.sid.clone()),
+        created_at: now,
+        expires_at: now + state.config.tokens.refresh_token_absolute_ttl_secs,
+        revoked_at: None,
+    };
+    let record = AuthorizationCode {
+        code_hash: crypto::hash_secret(&code),
+        grant_id: grant.grant_id.clone(),
+        client_id: grant.client_id.clone(),
+        redirect_uri: if req.redirect_uri_sent {
+            req.target.redirect_uri.clone()
+        } else {
+            String::new()
+        },
+        code_challenge: req.code_challenge.clone(),
+        nonce: req.nonce.clone(),
+        created_at: now,
+        expires_at: now + state.config.tokens.authorization_code_ttl_secs,
+    };
+    state.store.insert_grant_with_code(&grant, &record).await?;
+    Ok(req
+        .target
+        .respond(&state.config.issuer, vec![("code".into(), code)]))
+}

@@ -1,0 +1,459 @@
+//! `tessera user …` against a server's database, and login throttling
+//! through `auth::throttle` against a server's state and clock.
+
+use std::net::IpAddr;
+use std::process::Output;
+
+use serde_json::Value;
+use tessera::auth::password::verify_password;
+use tessera::auth::throttle::{self, ThrottleDecision};
+use tessera::store::User;
+
+use crate::harness::{Backend, TestServer, cli_on};
+
+/// Runs the `tessera` binary on the server's database with `stdin`, off
+/// the async workers.
+async fn run_user_cli(server: &TestServer, args: &[&str], stdin: Option<&str>) -> Output {
+    let url = server.db.url.clone();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let stdin = stdin.map(str::to_string);
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli_on(&url, &args, stdin.as_deref())
+    })
+    .await
+    .unwrap()
+}
+
+async fn cli_json(server: &TestServer, args: &[&str], stdin: Option<&str>) -> Value {
+    let out = run_user_cli(server, args, stdin).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {stderr}"))
+}
+
+/// A command that must fail with exit code 2, nothing on stdout and a
+/// one-line reason on stderr; returns the reason.
+async fn cli_refuses(server: &TestServer, args: &[&str], stdin: Option<&str>) -> String {
+    let out = run_user_cli(server, args, stdin).await;
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr:?}");
+    assert!(
+        stderr.trim().len() > "tessera:".len(),
+        "{args:?}: no reason given"
+    );
+    stderr
+}
+
+async fn add_user(server: &TestServer, username: &str, password: &str) -> Value {
+    cli_json(
+        server,
+        &["user", "add", username, "--password-stdin"],
+        Some(&format!("{password}\n")),
+    )
+    .await
+}
+
+async fn stored(server: &TestServer, username: &str) -> Option<User> {
+    server.state.store.user_by_username(username).await.unwrap()
+}
+
+async fn user_add_prints_sub_and_stores_an_argon2id_hash(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let out = cli_json(
+        &server,
+        &[
+            "user",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--email",
+            "alice@example.com",
+            "--name",
+            "Alice Liddell",
+        ],
+        Some("correct horse battery staple\n"),
+    )
+    .await;
+    let obj = out.as_object().unwrap();
+    assert_eq!(obj.len(), 2, "{out}");
+    assert_eq!(out["username"], "alice");
+    let sub = out["sub"].as_str().unwrap();
+    assert!(sub.len() >= 22, "an opaque, unguessable sub: {sub}");
+    assert!(!sub.contains("alice"));
+
+    let user = stored(&server, "alice").await.expect("stored");
+    assert_eq!(user.sub, sub);
+    assert_eq!(user.email.as_deref(), Some("alice@example.com"));
+    assert_eq!(user.name.as_deref(), Some("Alice Liddell"));
+    assert!(
+        user.password_hash.starts_with("$argon2id$"),
+        "{}",
+        user.password_hash
+    );
+    assert!(!user.password_hash.contains("correct horse"));
+    // Exactly one trailing newline was dropped, nothing else.
+    assert!(
+        verify_password(
+            Some(user.password_hash.clone()),
+            "correct horse battery staple".into()
+        )
+        .await
+    );
+    assert!(
+        !verify_password(
+            Some(user.password_hash),
+            "correct horse battery staple\n".into()
+        )
+        .await
+    );
+
+    // The sub is stable: the same user keeps it.
+    assert_eq!(stored(&server, "alice").await.unwrap().sub, sub);
+    // Another user gets a different one.
+    let bob = add_user(&server, "bob", "hunter22").await;
+    assert_ne!(bob["sub"], out["sub"]);
+}
+
+async fn user_add_refuses_bad_input(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    add_user(&server, "alice", "first").await;
+
+    let taken = cli_refuses(
+        &server,
+        &["user", "add", "alice", "--password-stdin"],
+        Some("second\n"),
+    )
+    .await;
+    assert!(taken.contains("that username is taken"), "{taken}");
+    let user = stored(&server, "alice").await.unwrap();
+    assert!(verify_password(Some(user.password_hash), "first".into()).await);
+
+    // No --password-stdin: refused before anything is read or stored.
+    cli_refuses(&server, &["user", "add", "carol"], Some("pw\n")).await;
+    // An empty password, with or without its newline.
+    cli_refuses(
+        &server,
+        &["user", "add", "carol", "--password-stdin"],
+        Some("\n"),
+    )
+    .await;
+    cli_refuses(
+        &server,
+        &["user", "add", "carol", "--password-stdin"],
+        Some(""),
+    )
+    .await;
+    // Usernames: 1–64 characters, no whitespace or control characters.
+    for bad in ["", "carol smith", "carol\tx", "carol\u{7}", &"x".repeat(65)] {
+        cli_refuses(
+            &server,
+            &["user", "add", bad, "--password-stdin"],
+            Some("pw\n"),
+        )
+        .await;
+    }
+    assert!(stored(&server, "carol").await.is_none());
+    let longest = "é".repeat(64);
+    add_user(&server, &longest, "pw").await;
+    assert!(stored(&server, &longest).await.is_some());
+}
+
+async fn user_list_shows_users_without_hashes(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    assert_eq!(
+        cli_json(&server, &["user", "list"], None).await,
+        Value::Array(vec![])
+    );
+    let alice = cli_json(
+        &server,
+        &[
+            "user",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--email",
+            "a@example.com",
+        ],
+        Some("pw-alice\n"),
+    )
+    .await;
+    add_user(&server, "bob", "pw-bob").await;
+
+    let out = run_user_cli(&server, &["user", "list"], None).await;
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("argon2"), "{text}");
+    assert!(!text.contains("pw-alice"), "{text}");
+    let list: Value = serde_json::from_str(&text).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let first = list[0].as_object().unwrap();
+    let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["created_at", "email", "name", "sub", "username"]);
+    let a = list.iter().find(|u| u["username"] == "alice").unwrap();
+    assert_eq!(a["sub"], alice["sub"]);
+    assert_eq!(a["email"], "a@example.com");
+    assert_eq!(a["name"], Value::Null);
+    assert!(a["created_at"].as_i64().unwrap() > 1_600_000_000);
+    assert!(list.iter().any(|u| u["username"] == "bob"));
+}
+
+async fn user_passwd_replaces_the_hash(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let alice = add_user(&server, "alice", "old password").await;
+    let before = stored(&server, "alice").await.unwrap();
+
+    let out = cli_json(
+        &server,
+        &["user", "passwd", "alice"],
+        Some("new password\n"),
+    )
+    .await;
+    assert_eq!(
+        out,
+        serde_json::json!({"sub": alice["sub"], "username": "alice"})
+    );
+    let after = stored(&server, "alice").await.unwrap();
+    assert_eq!(after.sub, before.sub);
+    assert_ne!(after.password_hash, before.password_hash);
+    assert!(after.password_hash.starts_with("$argon2id$"));
+    assert!(verify_password(Some(after.password_hash.clone()), "new password".into()).await);
+    assert!(!verify_password(Some(after.password_hash.clone()), "old password".into()).await);
+
+    // An unknown user or an empty password changes nothing.
+    cli_refuses(&server, &["user", "passwd", "nobody"], Some("x\n")).await;
+    cli_refuses(&server, &["user", "passwd", "alice"], Some("\n")).await;
+    let unchanged = stored(&server, "alice").await.unwrap();
+    assert_eq!(unchanged.password_hash, after.password_hash);
+}
+
+async fn user_delete_removes_the_user(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let alice = add_user(&server, "alice", "pw").await;
+    add_user(&server, "bob", "pw").await;
+    let sub = alice["sub"].as_str().unwrap().to_string();
+
+    let out = cli_json(&server, &["user", "delete", "alice"], None).await;
+    assert_eq!(out, serde_json::json!({ "deleted": sub }));
+    assert!(stored(&server, "alice").await.is_none());
+    assert!(server.state.store.user(&sub).await.unwrap().is_none());
+    let list = cli_json(&server, &["user", "list"], None).await;
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bob"]);
+
+    cli_refuses(&server, &["user", "delete", "alice"], None).await;
+    cli_refuses(&server, &["user", "delete", "nobody"], None).await;
+    // The name is free again, and a new user gets a new sub.
+    let again = add_user(&server, "alice", "pw").await;
+    assert_ne!(again["sub"], alice["sub"]);
+}
+
+async fn throttled_server(backend: Backend) -> TestServer {
+    TestServer::start_with(backend, |c| c.login.failure_delay_ms = 0).await
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+async fn throttle_locks_an_account_then_lets_it_in_again(backend: Backend) {
+    let server = throttled_server(backend).await;
+    let state = &server.state;
+    let max = state.config.login.max_failures;
+    let lockout = state.config.login.lockout_secs;
+    let addr = ip("192.0.2.10");
+
+    assert_eq!(
+        throttle::check(state, "alice", addr).await.unwrap(),
+        ThrottleDecision::Allowed
+    );
+    for n in 1..max {
+        let d = throttle::record_failure(state, "alice", addr)
+            .await
+            .unwrap();
+        assert_eq!(d, ThrottleDecision::Allowed, "failure {n} of {max}");
+        server.clock.advance(1);
+    }
+    assert_eq!(
+        throttle::record_failure(state, "alice", addr)
+            .await
+            .unwrap(),
+        ThrottleDecision::Locked {
+            retry_after_secs: lockout
+        }
+    );
+    // Locked for the account whatever the address and the case of the name.
+    for (name, from) in [
+        ("alice", addr),
+        ("ALICE", ip("198.51.100.7")),
+        ("Alice", ip("2001:db8::1")),
+    ] {
+        assert_eq!(
+            throttle::check(state, name, from).await.unwrap(),
+            ThrottleDecision::Locked {
+                retry_after_secs: lockout
+            },
+            "{name} from {from}"
+        );
+    }
+    // Other accounts from the same address are not locked.
+    assert_eq!(
+        throttle::check(state, "bob", addr).await.unwrap(),
+        ThrottleDecision::Allowed
+    );
+
+    server.clock.advance(lockout - 1);
+    assert_eq!(
+        throttle::check(state, "alice", addr).await.unwrap(),
+        ThrottleDecision::Locked {
+            retry_after_secs: 1
+        }
+    );
+    server.clock.advance(1);
+    assert_eq!(
+        throttle::check(state, "alice", addr).await.unwrap(),
+        ThrottleDecision::Allowed
+    );
+}
+
+async fn throttle_success_clears_the_account_count_only(backend: Backend) {
+    let server = throttled_server(backend).await;
+    let state = &server.state;
+    let max = state.config.login.max_failures;
+    let addr = ip("192.0.2.20");
+
+    for _ in 1..max {
+        throttle::record_failure(state, "alice", addr)
+            .await
+            .unwrap();
+    }
+    throttle::record_success(state, "Alice", addr)
+        .await
+        .unwrap();
+    assert!(
+        state
+            .store
+            .login_failures("user:alice")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let by_address = state
+        .store
+        .login_failures("ip:192.0.2.20")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_address.failures, max - 1);
+
+    // A full new allowance: max - 1 failures do not lock, the max-th does.
+    for _ in 1..max {
+        assert_eq!(
+            throttle::record_failure(state, "alice", addr)
+                .await
+                .unwrap(),
+            ThrottleDecision::Allowed
+        );
+    }
+    assert!(matches!(
+        throttle::record_failure(state, "alice", addr)
+            .await
+            .unwrap(),
+        ThrottleDecision::Locked { .. }
+    ));
+}
+
+async fn throttle_failures_outside_the_window_start_over(backend: Backend) {
+    let server = throttled_server(backend).await;
+    let state = &server.state;
+    let max = state.config.login.max_failures;
+    let window = state.config.login.failure_window_secs;
+    let addr = ip("192.0.2.30");
+
+    for _ in 1..max {
+        throttle::record_failure(state, "alice", addr)
+            .await
+            .unwrap();
+    }
+    server.clock.advance(window);
+    assert_eq!(
+        throttle::record_failure(state, "alice", addr)
+            .await
+            .unwrap(),
+        ThrottleDecision::Allowed
+    );
+    let count = state
+        .store
+        .login_failures("user:alice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(count.failures, 1);
+}
+
+async fn throttle_locks_an_address_spraying_many_accounts(backend: Backend) {
+    let server = throttled_server(backend).await;
+    let state = &server.state;
+    let max = state.config.login.max_failures;
+    let lockout = state.config.login.lockout_secs;
+    let sprayer = ip("203.0.113.5");
+
+    // Each account fails fewer than max times; the address fails 4 * max.
+    let ip_limit = max * 4;
+    for n in 1..ip_limit {
+        let d = throttle::record_failure(state, &format!("user{}", n % 4), sprayer)
+            .await
+            .unwrap();
+        assert_eq!(d, ThrottleDecision::Allowed, "failure {n}");
+        // Successes on the accounts do not reset the address.
+        throttle::record_success(state, &format!("user{}", n % 4), sprayer)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        throttle::record_failure(state, "someone-else", sprayer)
+            .await
+            .unwrap(),
+        ThrottleDecision::Locked {
+            retry_after_secs: lockout
+        }
+    );
+    // Every account is refused from that address, none from another.
+    assert!(matches!(
+        throttle::check(state, "user1", sprayer).await.unwrap(),
+        ThrottleDecision::Locked { .. }
+    ));
+    assert_eq!(
+        throttle::check(state, "user1", ip("203.0.113.6"))
+            .await
+            .unwrap(),
+        ThrottleDecision::Allowed
+    );
+    server.clock.advance(lockout);
+    assert_eq!(
+        throttle::check(state, "user1", sprayer).await.unwrap(),
+        ThrottleDecision::Allowed
+    );
+}
+
+crate::both_backends!(
+    user_add_prints_sub_and_stores_an_argon2id_hash,
+    user_add_refuses_bad_input,
+    user_list_shows_users_without_hashes,
+    user_passwd_replaces_the_hash,
+    user_delete_removes_the_user,
+    throttle_locks_an_account_then_lets_it_in_again,
+    throttle_success_clears_the_account_count_only,
+    throttle_failures_outside_the_window_start_over,
+    throttle_locks_an_address_spraying_many_accounts,
+);
