@@ -51,7 +51,7 @@ mod tests {
     #[test]
     fn rfc7636_appendix_b_example() {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeUutr50MAOAXBTE3sD8";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(verify(verifier, challenge));
         assert!(!verify(
             "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx",
@@ -67,7 +67,7 @@ mod tests {
 
     #[test]
     fn plain_and_malformed_challenges_are_refused() {
-        let c = "E9Melhoa2OwvFrEMTJguCHaoeUutr50MAOAXBTE3sD8";
+        let c = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(validate_challenge(Some(c), Some("plain")).is_err());
         assert!(validate_challenge(Some(c), None).is_err());
         assert!(validate_challenge(None, Some("S256")).is_err());

@@ -58,7 +58,21 @@ async fn unknown_paths_are_404_json(backend: Backend) {
     assert!(response.headers().contains_key("x-request-id"));
 }
 
+async fn cli_shares_the_database_and_shutdown_is_graceful(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (id, _) = server.machine_client("read").await;
+    let out = server.cli(&["client", "list"]);
+    assert!(out.status.success());
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["client_id"], id.as_str());
+    assert!(listed[0].get("client_secret").is_none());
+    let base = server.base.clone();
+    server.stop().await;
+    assert!(http().get(format!("{base}/jwks")).send().await.is_err());
+}
+
 crate::both_backends!(
     both_documents_agree_and_list_only_what_works,
     unknown_paths_are_404_json,
+    cli_shares_the_database_and_shutdown_is_graceful,
 );
