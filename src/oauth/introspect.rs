@@ -3,13 +3,16 @@
 use serde_json::{Value, json};
 
 use super::access_token;
+use crate::crypto;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::store::{Grant, RefreshToken};
 
 /// RFC 7662 §2.2. Anything we cannot vouch for (garbage, `alg: none`,
 /// expired, foreign, wrongly signed, revoked) is just `{"active": false}`.
 /// The `token_type_hint` only orders the search (§2.1), so it is ignored:
-/// access tokens are recognised by their signature.
+/// access tokens are recognised by their signature, refresh tokens by
+/// their stored hash.
 pub async fn introspect(state: &AppState, token: &str) -> Result<Value, AppError> {
     if let Some(claims) = access_token::validate(state, token).await? {
         let mut body = json!({
@@ -31,5 +34,43 @@ pub async fn introspect(state: &AppState, token: &str) -> Result<Value, AppError
         }
         return Ok(body);
     }
+    if let Some((token, grant)) = live_refresh_token(state, token).await? {
+        return Ok(json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "client_id": grant.client_id,
+            "sub": grant.sub,
+            "scope": grant.scope,
+            "iss": state.config.issuer,
+            "exp": token.expires_at,
+            "iat": token.created_at,
+            "auth_time": grant.auth_time,
+        }));
+    }
     Ok(json!({ "active": false }))
+}
+
+/// A refresh token that can still be used: known, not yet rotated, not
+/// expired, and its grant neither revoked nor past its absolute lifetime.
+pub async fn live_refresh_token(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<(RefreshToken, Grant)>, AppError> {
+    let now = state.clock.now();
+    let Some(record) = state
+        .store
+        .refresh_token(&crypto::hash_secret(token))
+        .await?
+    else {
+        return Ok(None);
+    };
+    if record.rotated_at.is_some() || record.expires_at <= now {
+        return Ok(None);
+    }
+    Ok(state
+        .store
+        .grant(&record.grant_id)
+        .await?
+        .filter(|g| g.is_live(now))
+        .map(|g| (record, g)))
 }

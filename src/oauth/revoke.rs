@@ -2,6 +2,7 @@
 
 use super::access_token::{ACCESS_TOKEN_TYP, AccessTokenClaims};
 use super::client::Client;
+use super::introspect;
 use crate::error::{AppError, OAuthError};
 use crate::state::AppState;
 
@@ -26,6 +27,15 @@ pub async fn revoke(state: &AppState, client: &Client, token: &str) -> Result<()
             .store
             .revoke_access_token(&claims.jti, claims.exp)
             .await?;
+    } else if let Some((_, grant)) = introspect::live_refresh_token(state, token).await? {
+        if grant.client_id != client.client_id {
+            return Err(
+                OAuthError::unauthorized_client("the token was not issued to this client").into(),
+            );
+        }
+        // RFC 7009 §2.1: revoking a refresh token also invalidates the
+        // access tokens of the same grant.
+        state.store.revoke_grant(&grant.grant_id, now).await?;
     }
     Ok(())
 }

@@ -12,19 +12,64 @@ use tessera::clock::Clock;
 use tessera::jose::{KeySet, KeyState, MasterKey, SigningAlg, keys};
 use tessera::oauth::client::ClientRegistration;
 
-use crate::harness::{Backend, TestServer, http};
+use crate::harness::{Backend, TestServer, eventually, http, random_id};
 
 // ---------------------------------------------------------------------------
 // Helpers, also used by keys.rs and cli.rs.
 
-/// A server whose background upkeep (scheduled rotation, pruning) does not
-/// run again during the test: the test drives those steps itself.
+/// A server whose background upkeep (scheduled rotation, pruning) has
+/// made its first pass and will not run again during the test: the test
+/// drives those steps itself, by moving the clock and calling them.
 pub(crate) async fn start(backend: Backend) -> TestServer {
-    TestServer::start_with(backend, quiet_background).await
+    start_with(backend, |_| {}).await
 }
 
-pub(crate) fn quiet_background(config: &mut tessera::config::Config) {
+pub(crate) async fn start_with(
+    backend: Backend,
+    configure: impl FnOnce(&mut tessera::config::Config),
+) -> TestServer {
+    let server = TestServer::start_with(backend, |config| {
+        quiet_background(config);
+        configure(config);
+    })
+    .await;
+    background_settled(&server).await;
+    server
+}
+
+/// Another instance of `first` (same database, clock and issuer), as
+/// behind a load balancer; quiet like `start`.
+pub(crate) async fn second_instance(first: &TestServer) -> TestServer {
+    let issuer = first.base.clone();
+    let server = TestServer::start_on(first.db.clone(), first.clock.clone(), |config| {
+        quiet_background(config);
+        config.issuer = issuer;
+    })
+    .await;
+    background_settled(&server).await;
+    server
+}
+
+fn quiet_background(config: &mut tessera::config::Config) {
     config.keys.check_interval_secs = 86_400;
+}
+
+/// The background upkeep makes its first pass (rotation check, then
+/// pruning) whenever its task first runs, which on a busy machine can be
+/// after a test has moved the clock. Waits until a revocation entry that
+/// expired before start has been pruned: that pass is then over.
+async fn background_settled(server: &TestServer) {
+    let store = &server.state.store;
+    let probe = format!("settle-probe-{}", random_id());
+    store
+        .revoke_access_token(&probe, server.clock.now() - 1)
+        .await
+        .unwrap();
+    eventually("the first background pass", || {
+        let probe = &probe;
+        async move { !store.is_access_token_revoked(probe).await.unwrap() }
+    })
+    .await;
 }
 
 /// POSTs the client credentials grant with HTTP Basic; status and body.
@@ -579,13 +624,7 @@ async fn revocation_list_prunes_expired_entries(backend: Backend) {
 
 async fn revocation_is_seen_by_every_instance(backend: Backend) {
     let a = start(backend).await;
-    // Behind one load balancer: same database, same issuer.
-    let issuer = a.base.clone();
-    let b = TestServer::start_on(a.db.clone(), a.clock.clone(), |config| {
-        quiet_background(config);
-        config.issuer = issuer;
-    })
-    .await;
+    let b = second_instance(&a).await;
     let (id, secret) = a.machine_client("read").await;
     let token = token(&a, &id, &secret).await;
     assert!(is_active(&b, &id, &secret, &token).await);

@@ -14,7 +14,7 @@ use tessera::oauth::client::ClientRegistration;
 
 use crate::cli::run_cli;
 use crate::harness::{Backend, TestServer, eventually, http, verify_with_jwks};
-use crate::introspection::{is_active, kid_of, quiet_background, start, token};
+use crate::introspection::{is_active, kid_of, second_instance, start, start_with, token};
 
 const DAY: i64 = 86_400;
 /// The default rotation interval plus the default JWKS max-age: a
@@ -276,8 +276,7 @@ async fn scheduled_rotation_promotes_the_published_next_key(backend: Backend) {
 async fn retired_key_is_deleted_after_the_longest_token_lifetime(backend: Backend) {
     // Access tokens live 15 min, ID tokens (the default) an hour: the
     // longest lifetime is the hour.
-    let server = TestServer::start_with(backend, |config| {
-        quiet_background(config);
+    let server = start_with(backend, |config| {
         config.tokens.access_token_ttl_secs = 900;
     })
     .await;
@@ -341,13 +340,7 @@ async fn retired_key_is_deleted_after_the_longest_token_lifetime(backend: Backen
 
 async fn two_instances_rotate_once(backend: Backend) {
     let a = start(backend).await;
-    // Behind one load balancer: same database, clock and issuer.
-    let issuer = a.base.clone();
-    let b = TestServer::start_on(a.db.clone(), a.clock.clone(), |config| {
-        quiet_background(config);
-        config.issuer = issuer;
-    })
-    .await;
+    let b = second_instance(&a).await;
     let (id, secret) = a.machine_client("read").await;
     let before = stored_keys(&a).await;
     assert_eq!(
