@@ -141,7 +141,7 @@ impl AppState {
     }
 
     /// Background upkeep for a serving instance: cache refresh, the key
-    /// rotation schedule, and pruning of expired revocations.
+    /// rotation schedule, and pruning of expired revocations and sessions.
     pub fn spawn_background_tasks(&self) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
         tokio::spawn(async move {
@@ -160,17 +160,27 @@ impl AppState {
                     }
                     _ = check_tick.tick() => {
                         match state.rotate_keys(Trigger::Scheduled).await {
-                            Ok(changes) if !changes.is_empty() => tracing::info!(
-                                created = changes.insert.len(),
-                                changed = changes.update.len(),
-                                deleted = changes.delete.len(),
-                                "signing keys rotated on schedule"
-                            ),
-                            Ok(_) => {}
+                            Ok(changes) => {
+                                for warning in &changes.warnings {
+                                    tracing::warn!("{warning}");
+                                }
+                                if !changes.is_empty() {
+                                    tracing::info!(
+                                        created = changes.insert.len(),
+                                        changed = changes.update.len(),
+                                        deleted = changes.delete.len(),
+                                        "signing keys rotated on schedule"
+                                    );
+                                }
+                            }
                             Err(e) => tracing::warn!(error = %e, "key rotation check failed"),
                         }
-                        if let Err(e) = state.store.prune_revocations(state.clock.now()).await {
+                        let now = state.clock.now();
+                        if let Err(e) = state.store.prune_revocations(now).await {
                             tracing::warn!(error = %e, "pruning revocations failed");
+                        }
+                        if let Err(e) = state.store.prune_sessions(now).await {
+                            tracing::warn!(error = %e, "pruning sessions failed");
                         }
                     }
                 }
