@@ -126,7 +126,7 @@ pub async fn login(
         .await?;
         Ok::<_, AppError>(redirect_to(&format!(
             "/authorize?{}",
-            without_prompt_login(&params)
+            resume_query(&params)
         )))
     }
     .await;
@@ -140,13 +140,17 @@ pub async fn login(
     })
 }
 
-/// The request to resume after signing in: `prompt=login` is satisfied now
-/// and must not send the person back to this form.
-fn without_prompt_login(params: &FormParams) -> String {
+/// The request to resume after signing in: the sign-in that just happened
+/// satisfies `prompt=login` and any `max_age`, so neither may send the
+/// person back to this form (with `max_age=0` and a ticking clock it would
+/// loop). `auth_time` in the ID token still tells the client when it was.
+fn resume_query(params: &FormParams) -> String {
     let pairs: Vec<(&str, String)> = params
         .iter()
         .filter_map(|(k, v)| {
-            if k == "prompt" {
+            if k == "max_age" {
+                None
+            } else if k == "prompt" {
                 let rest: Vec<&str> = v
                     .split(' ')
                     .filter(|p| *p != "login" && !p.is_empty())

@@ -138,15 +138,47 @@ struct Resp {
     body: String,
 }
 
+/// Decodes the character references askama writes (`&#38;`, `&amp;`, …).
 fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#39;", "'")
-        .replace("&#x2f;", "/")
-        .replace("&#x2F;", "/")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let decoded = rest.find(';').and_then(|end| {
+            let entity = &rest[1..end];
+            let c = match entity {
+                "amp" => Some('&'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                _ => match entity
+                    .strip_prefix("#x")
+                    .or_else(|| entity.strip_prefix("#X"))
+                {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok().and_then(char::from_u32),
+                    None => entity
+                        .strip_prefix('#')
+                        .and_then(|d| d.parse().ok())
+                        .and_then(char::from_u32),
+                },
+            };
+            c.map(|c| (c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The value of the first `marker"…"` in `html`, unescaped.
@@ -836,6 +868,35 @@ async fn max_age_forces_reauthentication(backend: Backend) {
     server.stop().await;
 }
 
+/// A person who has just signed in satisfies `max_age`, even when the
+/// clock ticks between the login POST and the redirect back to /authorize.
+async fn max_age_zero_does_not_loop_when_the_clock_ticks(backend: Backend) {
+    let server = start(backend).await;
+    add_user(&server, "alice").await;
+    let app = rp(
+        &server,
+        ClientRegistration {
+            skip_consent: true,
+            ..web_app()
+        },
+    )
+    .await;
+    let browser = Browser::new(&server);
+    let req = AuthRequest::new(&app).set("max_age", "0");
+    let page = browser.authorize(&req).await;
+    assert!(page.is_login());
+    let r = browser.submit_login(&page, "alice", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    server.clock.advance(1);
+    let r = browser.follow(r).await;
+    assert!(
+        !r.is_login(),
+        "sent back to the login form right after signing in"
+    );
+    assert!(r.callback().contains_key("code"));
+    server.stop().await;
+}
+
 async fn login_hint_prefills_the_username(backend: Backend) {
     let server = start(backend).await;
     let app = rp(&server, web_app()).await;
@@ -1314,6 +1375,7 @@ crate::both_backends!(
     openidconnect_crate_completes_the_flow,
     es256_id_token_is_verified_by_the_crate,
     unknown_client_or_redirect_uri_is_a_page_not_a_redirect,
+    max_age_zero_does_not_loop_when_the_clock_ticks,
     response_type_token_is_unsupported,
     public_client_without_pkce_is_invalid_request,
     plain_pkce_is_invalid_request,
