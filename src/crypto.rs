@@ -21,6 +21,21 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<32>())
 }
 
+/// N random bytes as lowercase hex: identifiers that are safe anywhere,
+/// including as a command-line argument (never starting with '-').
+pub fn random_hex<const N: usize>() -> String {
+    to_hex(&random_bytes::<N>())
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     let d = digest(&SHA256, data);
     let mut out = [0u8; 32];
@@ -31,12 +46,7 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 /// The stored form of a high-entropy secret: hex SHA-256. A fast hash is
 /// right here because the input is 256 random bits, not a password.
 pub fn hash_secret(secret: &str) -> String {
-    let digest = sha256(secret.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    hex
+    to_hex(&sha256(secret.as_bytes()))
 }
 
 /// Constant-time comparison of a presented secret with a stored hash.

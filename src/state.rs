@@ -14,6 +14,14 @@ use crate::jose::{KeySet, MasterKey, keys};
 use crate::oauth::client::Client;
 use crate::store::{ChangeVersions, SharedStore, StoreError};
 
+/// Cached client lookups. `generation` moves on every invalidation, so a
+/// lookup that raced with one does not put a stale client back.
+#[derive(Default)]
+struct ClientCache {
+    generation: u64,
+    entries: HashMap<String, Option<Arc<Client>>>,
+}
+
 /// Unknown client ids are cached too (so junk ids cost no query); past
 /// this many entries the cache starts over.
 const CLIENT_CACHE_LIMIT: usize = 10_000;
@@ -27,7 +35,7 @@ pub struct Inner {
     pub clock: SharedClock,
     master_key: MasterKey,
     keys: RwLock<Arc<KeySet>>,
-    clients: RwLock<HashMap<String, Option<Arc<Client>>>>,
+    clients: RwLock<ClientCache>,
     versions: Mutex<ChangeVersions>,
 }
 
@@ -64,7 +72,7 @@ impl AppState {
             clock,
             master_key,
             keys: RwLock::new(Arc::new(key_set)),
-            clients: RwLock::new(HashMap::new()),
+            clients: RwLock::new(ClientCache::default()),
             versions: Mutex::new(versions),
         })))
     }
@@ -79,17 +87,23 @@ impl AppState {
 
     /// A client by id, from the cache when possible.
     pub async fn client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
-        if let Ok(cache) = self.clients.read()
-            && let Some(entry) = cache.get(client_id)
-        {
-            return Ok(entry.clone());
-        }
-        let client = self.store.client(client_id).await?.map(Arc::new);
-        if let Ok(mut cache) = self.clients.write() {
-            if cache.len() >= CLIENT_CACHE_LIMIT {
-                cache.clear();
+        let generation = match self.clients.read() {
+            Ok(cache) => {
+                if let Some(entry) = cache.entries.get(client_id) {
+                    return Ok(entry.clone());
+                }
+                cache.generation
             }
-            cache.insert(client_id.to_string(), client.clone());
+            Err(_) => u64::MAX,
+        };
+        let client = self.store.client(client_id).await?.map(Arc::new);
+        if let Ok(mut cache) = self.clients.write()
+            && cache.generation == generation
+        {
+            if cache.entries.len() >= CLIENT_CACHE_LIMIT {
+                cache.entries.clear();
+            }
+            cache.entries.insert(client_id.to_string(), client.clone());
         }
         Ok(client)
     }
@@ -132,7 +146,8 @@ impl AppState {
         if latest.clients != previous.clients
             && let Ok(mut cache) = self.clients.write()
         {
-            cache.clear();
+            cache.generation += 1;
+            cache.entries.clear();
         }
         if latest.keys != previous.keys {
             self.reload_keys().await?;
@@ -147,8 +162,11 @@ impl AppState {
         tokio::spawn(async move {
             let refresh = Duration::from_millis(state.config.cache.refresh_interval_ms.max(100));
             let check = Duration::from_secs(state.config.keys.check_interval_secs.max(1));
-            let mut refresh_tick = tokio::time::interval(refresh);
-            let mut check_tick = tokio::time::interval(check);
+            // `new` already ran the start-up rotation check and loaded
+            // everything, so the first pass comes one period later.
+            let start = tokio::time::Instant::now();
+            let mut refresh_tick = tokio::time::interval_at(start + refresh, refresh);
+            let mut check_tick = tokio::time::interval_at(start + check, check);
             refresh_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             check_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(too_large_as_json))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -101,6 +102,20 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The body-limit layer answers 413 in plain text before any handler runs;
+/// give it the same RFC 6749 JSON shape as every other error.
+async fn too_large_as_json(response: axum::response::Response) -> axum::response::Response {
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    let mut json = oauth_error_response(&OAuthError::invalid_request(format!(
+        "the request body is larger than {} KiB",
+        MAX_BODY_BYTES / 1024
+    )));
+    *json.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    json
 }
 
 async fn not_found() -> impl IntoResponse {

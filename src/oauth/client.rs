@@ -201,7 +201,7 @@ pub fn register(
     };
     let secret = (auth_method != TokenEndpointAuthMethod::None).then(crypto::random_token);
     let client = Client {
-        client_id: crypto::random_token()[..22].to_string(),
+        client_id: crypto::random_hex::<16>(),
         secret_hash: secret.as_deref().map(crypto::hash_secret),
         metadata: ClientMetadata {
             client_name: reg.client_name.trim().to_string(),

@@ -362,10 +362,10 @@ async fn public_client_has_no_secret(backend: Backend) {
     assert!(stored.is_public());
 }
 
-mod bugs {
+mod arguments {
     use tessera::oauth::client::{self, ClientRegistration};
 
-    use crate::harness::Backend;
+    use crate::harness::{Backend, random_id};
     use crate::introspection::start;
 
     fn machine() -> ClientRegistration {
@@ -378,8 +378,6 @@ mod bugs {
     /// `tessera client show ID` as the operator types it, for a stored
     /// client whose id begins with '-' (one generated id in 64 does).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "BUG: src/main.rs ClientCommand::Show/Delete take client_id as a plain \
-                positional, so clap reads an id starting with '-' as an option"]
     async fn cli_accepts_a_client_id_starting_with_a_hyphen() {
         let server = start(Backend::Sqlite).await;
         let (mut stored, _) = client::register(machine(), 0).unwrap();
@@ -392,8 +390,6 @@ mod bugs {
     }
 
     #[test]
-    #[ignore = "BUG: src/oauth/client.rs register() takes client_id from a base64url \
-                token, so 1 id in 64 starts with '-' and reads as an option in shells and CLIs"]
     fn client_ids_never_start_with_a_hyphen() {
         let ids: Vec<String> = (0..2000)
             .map(|_| client::register(machine(), 0).unwrap().0.client_id)
@@ -406,32 +402,30 @@ mod bugs {
             hyphenated.first()
         );
     }
-}
 
-#[test]
-#[ignore = "BUG: src/main.rs:106 Cli::parse() prints clap's multi-line error, \
-            not a one-line reason, for an argument clap rejects"]
-fn rejected_arguments_get_a_one_line_reason() {
-    let dir = std::env::temp_dir().join(format!("tessera-cli-{}", crate::harness::random_id()));
-    let url = format!("sqlite://{}/tessera.db", dir.display());
-    for args in [
-        &[
-            "client",
-            "add",
-            "--name",
-            "x",
-            "--access-token-signed-response-alg",
-            "HS256",
-        ][..],
-        &["client", "add"],
-        &["client", "frobnicate"],
-    ] {
-        let out = cli_on(&url, args, None);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr:?}");
+    #[test]
+    fn rejected_arguments_get_a_one_line_reason() {
+        let dir = std::env::temp_dir().join(format!("tessera-cli-{}", random_id()));
+        let url = format!("sqlite://{}/tessera.db", dir.display());
+        for args in [
+            &[
+                "client",
+                "add",
+                "--name",
+                "x",
+                "--access-token-signed-response-alg",
+                "HS256",
+            ][..],
+            &["client", "add"],
+            &["client", "frobnicate"],
+        ] {
+            let out = crate::harness::cli_on(&url, args, None);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr:?}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 crate::both_backends!(

@@ -146,6 +146,9 @@ impl TestServer {
             ..Config::default()
         };
         config.cache.refresh_interval_ms = 200;
+        // Tests rotate keys and prune by calling `AppState` directly, at
+        // clock times they choose; keep the schedule out of their way.
+        config.keys.check_interval_secs = 86_400;
         configure(&mut config);
         config.validate().unwrap();
         let store = store::connect(&config.database_url).await.unwrap();

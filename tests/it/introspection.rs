@@ -12,7 +12,7 @@ use tessera::clock::Clock;
 use tessera::jose::{KeySet, KeyState, MasterKey, SigningAlg, keys};
 use tessera::oauth::client::ClientRegistration;
 
-use crate::harness::{Backend, TestServer, eventually, http, random_id};
+use crate::harness::{Backend, TestServer, http};
 
 // ---------------------------------------------------------------------------
 // Helpers, also used by keys.rs and cli.rs.
@@ -28,48 +28,17 @@ pub(crate) async fn start_with(
     backend: Backend,
     configure: impl FnOnce(&mut tessera::config::Config),
 ) -> TestServer {
-    let server = TestServer::start_with(backend, |config| {
-        quiet_background(config);
-        configure(config);
-    })
-    .await;
-    background_settled(&server).await;
-    server
+    TestServer::start_with(backend, configure).await
 }
 
 /// Another instance of `first` (same database, clock and issuer), as
-/// behind a load balancer; quiet like `start`.
+/// behind a load balancer.
 pub(crate) async fn second_instance(first: &TestServer) -> TestServer {
     let issuer = first.base.clone();
-    let server = TestServer::start_on(first.db.clone(), first.clock.clone(), |config| {
-        quiet_background(config);
+    TestServer::start_on(first.db.clone(), first.clock.clone(), |config| {
         config.issuer = issuer;
     })
-    .await;
-    background_settled(&server).await;
-    server
-}
-
-fn quiet_background(config: &mut tessera::config::Config) {
-    config.keys.check_interval_secs = 86_400;
-}
-
-/// The background upkeep makes its first pass (rotation check, then
-/// pruning) whenever its task first runs, which on a busy machine can be
-/// after a test has moved the clock. Waits until a revocation entry that
-/// expired before start has been pruned: that pass is then over.
-async fn background_settled(server: &TestServer) {
-    let store = &server.state.store;
-    let probe = format!("settle-probe-{}", random_id());
-    store
-        .revoke_access_token(&probe, server.clock.now() - 1)
-        .await
-        .unwrap();
-    eventually("the first background pass", || {
-        let probe = &probe;
-        async move { !store.is_access_token_revoked(probe).await.unwrap() }
-    })
-    .await;
+    .await
 }
 
 /// POSTs the client credentials grant with HTTP Basic; status and body.
@@ -687,16 +656,6 @@ async fn oversized_body_error_is_oauth_json(backend: Backend) {
     assert!(body["error_description"].is_string());
 }
 
-mod bugs {
-    // RFC 6749 §5.2 JSON for a 413 (issue 2, item 7): see the report.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "BUG: src/http/mod.rs RequestBodyLimitLayer answers 413 with text/plain \
-                \"length limit exceeded\", not an RFC 6749 JSON error"]
-    async fn oversized_body_error_is_oauth_json() {
-        super::oversized_body_error_is_oauth_json(crate::harness::Backend::Sqlite).await
-    }
-}
-
 crate::both_backends!(
     active_token_shows_its_claims,
     introspection_requires_client_authentication,
@@ -710,4 +669,5 @@ crate::both_backends!(
     revocation_list_prunes_expired_entries,
     revocation_is_seen_by_every_instance,
     oversized_body_is_refused_with_413,
+    oversized_body_error_is_oauth_json,
 );
