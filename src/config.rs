@@ -235,6 +235,8 @@ impl Config {
             ("keys.jwks_max_age_secs", self.keys.jwks_max_age_secs),
             ("login.session_ttl_secs", self.login.session_ttl_secs),
             ("login.max_failures", self.login.max_failures),
+            ("login.failure_window_secs", self.login.failure_window_secs),
+            ("login.lockout_secs", self.login.lockout_secs),
         ] {
             if v <= 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));

@@ -22,6 +22,10 @@ struct ClientCache {
     entries: HashMap<String, Option<Arc<Client>>>,
 }
 
+/// Client ids we issue are 32 hex characters; anything much longer is junk
+/// that is neither looked up nor cached.
+const MAX_CLIENT_ID_LEN: usize = 128;
+
 /// Unknown client ids are cached too (so junk ids cost no query); past
 /// this many entries the cache starts over.
 const CLIENT_CACHE_LIMIT: usize = 10_000;
@@ -87,6 +91,9 @@ impl AppState {
 
     /// A client by id, from the cache when possible.
     pub async fn client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_LEN {
+            return Ok(None);
+        }
         let generation = match self.clients.read() {
             Ok(cache) => {
                 if let Some(entry) = cache.entries.get(client_id) {
@@ -139,10 +146,7 @@ impl AppState {
     /// process (the CLI, another instance) is picked up here.
     pub async fn refresh_caches(&self) -> Result<(), AppError> {
         let latest = self.store.change_versions().await?;
-        let previous = match self.versions.lock() {
-            Ok(mut v) => std::mem::replace(&mut *v, latest),
-            Err(_) => ChangeVersions::default(),
-        };
+        let previous = self.versions.lock().map(|v| *v).unwrap_or_default();
         if latest.clients != previous.clients
             && let Ok(mut cache) = self.clients.write()
         {
@@ -150,7 +154,11 @@ impl AppState {
             cache.entries.clear();
         }
         if latest.keys != previous.keys {
+            // On failure the versions stay old, so the next poll retries.
             self.reload_keys().await?;
+        }
+        if let Ok(mut versions) = self.versions.lock() {
+            *versions = latest;
         }
         Ok(())
     }

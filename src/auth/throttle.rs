@@ -1,18 +1,33 @@
-//! Login throttling: failed sign-ins are counted per account
-//! (`user:` + lowercased username) and per client address (`ip:` + address)
-//! within a window of `login.failure_window_secs`. Reaching
-//! `login.max_failures` for an account (four times that for an address,
-//! which many people may share) locks it for `login.lockout_secs`; each
-//! failure is also answered more slowly.
+//! Login throttling: sign-in attempts are counted per account (`user:` +
+//! hex SHA-256 of the lowercased username, so any username makes a short
+//! key) and per client address (`ip:` + address) within a window of
+//! `login.failure_window_secs`. An account may have `login.max_failures`
+//! password checks per window, an address (which many people may share)
+//! four times that; reaching the limit with a failure, or going past it,
+//! locks the key for `login.lockout_secs`.
 //!
-//! The count continues through a lockout: a failure after the lock ends but
-//! while the window is still open locks again at once. The window starts at
-//! the first failure and is not extended by later ones.
+//! The attempt is counted *before* the password is checked, by one atomic
+//! statement per key, so parallel requests cannot all pass a check and then
+//! overwrite each other's counts: whatever the concurrency, at most the
+//! limit of them reach the password hash.
+//!
+//! 1. [`begin_attempt`]: refused if either key is locked; otherwise counts
+//!    the attempt on both and refuses (locking the key) past a limit.
+//! 2. The caller verifies the password.
+//! 3. [`attempt_failed`]: locks a key whose count reached its limit, then
+//!    slows the answer down; or [`attempt_succeeded`]: clears the account's
+//!    count and gives the address its attempt back, so many people signing
+//!    in from one address never lock it.
+//!
+//! Setting a lock starts that key's count over: the lock is the penalty, so
+//! after it ends there are `max_failures` fresh attempts. The window starts
+//! at the first attempt (or the lock) and is not extended by later ones.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::clock::UnixTime;
+use crate::crypto;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::LoginFailures;
@@ -29,7 +44,33 @@ pub enum ThrottleDecision {
     Locked { retry_after_secs: i64 },
 }
 
-/// Whether a sign-in for `username` from `ip` may be attempted now.
+/// A refused attempt: no password may be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    pub retry_after_secs: i64,
+}
+
+impl From<Locked> for ThrottleDecision {
+    fn from(l: Locked) -> Self {
+        ThrottleDecision::Locked {
+            retry_after_secs: l.retry_after_secs,
+        }
+    }
+}
+
+/// A counted attempt that may check one password; finish it with
+/// [`attempt_failed`] or [`attempt_succeeded`].
+#[derive(Debug)]
+pub struct Attempt {
+    account_key: String,
+    address_key: String,
+    /// The counts including this attempt.
+    account_failures: i64,
+    address_failures: i64,
+}
+
+/// Whether a sign-in for `username` from `ip` would be refused now because
+/// a lock is running. Reads only.
 pub async fn check(
     state: &AppState,
     username: &str,
@@ -41,100 +82,173 @@ pub async fn check(
     Ok(decide(now, &[account, address]))
 }
 
-/// Counts a failed sign-in against the account and the address, then waits
-/// `failure_delay_ms` times the failure count (at most four times). Answers
-/// `Locked` when this failure (or an earlier one) locked either.
-pub async fn record_failure(
+/// Counts a sign-in attempt for `username` from `ip` against both keys.
+/// `Err(Locked)` when either is locked or this attempt went past a limit
+/// (which locks that key): the password must not be checked.
+pub async fn begin_attempt(
     state: &AppState,
     username: &str,
     ip: IpAddr,
+) -> Result<Result<Attempt, Locked>, AppError> {
+    if let ThrottleDecision::Locked { retry_after_secs } = check(state, username, ip).await? {
+        return Ok(Err(Locked { retry_after_secs }));
+    }
+    let cfg = &state.config.login;
+    let now = state.clock.now();
+    let account_key = account_key(username);
+    let address_key = address_key(ip);
+    let account = state
+        .store
+        .count_login_attempt(&account_key, now, cfg.failure_window_secs)
+        .await?;
+    let address = state
+        .store
+        .count_login_attempt(&address_key, now, cfg.failure_window_secs)
+        .await?;
+
+    let mut refused: Option<i64> = None;
+    for (key, counted, limit) in [
+        (&account_key, &account, account_limit(state)),
+        (&address_key, &address, address_limit(state)),
+    ] {
+        let retry = match classify(counted, now, limit) {
+            Counted::Within => continue,
+            // Locked by a concurrent attempt since the check above.
+            Counted::Locked { retry_after_secs } => retry_after_secs,
+            Counted::OverLimit => lock(state, key, now).await?,
+        };
+        refused = refused.max(Some(retry));
+    }
+    if let Some(retry_after_secs) = refused {
+        return Ok(Err(Locked { retry_after_secs }));
+    }
+    Ok(Ok(Attempt {
+        account_key,
+        address_key,
+        account_failures: account.failures,
+        address_failures: address.failures,
+    }))
+}
+
+/// The password was wrong (or the user unknown): locks each key whose count
+/// reached its limit with this attempt, then waits `failure_delay_ms` times
+/// the count (at most four times). `Locked` when this failure locked a key.
+pub async fn attempt_failed(
+    state: &AppState,
+    attempt: &Attempt,
 ) -> Result<ThrottleDecision, AppError> {
     let now = state.clock.now();
-    let cfg = &state.config.login;
+    let mut locked: Option<i64> = None;
+    for (key, failures, limit) in [
+        (
+            &attempt.account_key,
+            attempt.account_failures,
+            account_limit(state),
+        ),
+        (
+            &attempt.address_key,
+            attempt.address_failures,
+            address_limit(state),
+        ),
+    ] {
+        if failures >= limit {
+            locked = locked.max(Some(lock(state, key, now).await?));
+        }
+    }
 
-    let account_key = account_key(username);
-    let account = count_failure(
-        state.store.login_failures(&account_key).await?,
-        now,
-        cfg.max_failures,
-        cfg.failure_window_secs,
-        cfg.lockout_secs,
+    let delay = failure_delay_ms(
+        state.config.login.failure_delay_ms,
+        attempt.account_failures.max(attempt.address_failures),
     );
-    state
-        .store
-        .save_login_failures(&account_key, &account)
-        .await?;
-
-    let address_key = address_key(ip);
-    let address = count_failure(
-        state.store.login_failures(&address_key).await?,
-        now,
-        cfg.max_failures.saturating_mul(IP_LIMIT_FACTOR),
-        cfg.failure_window_secs,
-        cfg.lockout_secs,
-    );
-    state
-        .store
-        .save_login_failures(&address_key, &address)
-        .await?;
-
-    let delay = failure_delay_ms(cfg.failure_delay_ms, account.failures.max(address.failures));
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    Ok(decide(now, &[Some(account), Some(address)]))
+    Ok(
+        locked.map_or(ThrottleDecision::Allowed, |retry_after_secs| {
+            ThrottleDecision::Locked { retry_after_secs }
+        }),
+    )
 }
 
-/// A successful sign-in clears the account's count. The address's count
-/// stays: one success must not reset a guesser spraying many accounts.
-pub async fn record_success(state: &AppState, username: &str, ip: IpAddr) -> Result<(), AppError> {
-    let _ = ip;
+/// Locks `key` for `login.lockout_secs` from `now` (starting its count
+/// over); the seconds until the lock ends.
+async fn lock(state: &AppState, key: &str, now: UnixTime) -> Result<i64, AppError> {
+    let lockout_secs = state.config.login.lockout_secs;
+    let locked = state
+        .store
+        .lock_login(key, now, now.saturating_add(lockout_secs))
+        .await?;
+    Ok(remaining(now, &locked).unwrap_or(lockout_secs).max(1))
+}
+
+/// The password was right: the account's count is cleared (unless a lock
+/// was set meanwhile) and the address gets this attempt back. Only this
+/// attempt: a guesser spraying many accounts from the address gains nothing
+/// from also signing in to one of their own.
+pub async fn attempt_succeeded(state: &AppState, attempt: &Attempt) -> Result<(), AppError> {
     state
         .store
-        .clear_login_failures(&account_key(username))
+        .clear_login_failures(&attempt.account_key, state.clock.now())
+        .await?;
+    state
+        .store
+        .return_login_attempt(&attempt.address_key)
         .await?;
     Ok(())
 }
 
-fn account_key(username: &str) -> String {
-    format!("user:{}", username.to_lowercase())
+fn account_limit(state: &AppState) -> i64 {
+    state.config.login.max_failures
 }
 
-fn address_key(ip: IpAddr) -> String {
+fn address_limit(state: &AppState) -> i64 {
+    state
+        .config
+        .login
+        .max_failures
+        .saturating_mul(IP_LIMIT_FACTOR)
+}
+
+/// The throttle key of an account: bounded in length whatever the username
+/// (a database index limits key size), and the same for any letter case.
+pub fn account_key(username: &str) -> String {
+    format!("user:{}", crypto::hash_secret(&username.to_lowercase()))
+}
+
+/// The throttle key of a client address.
+pub fn address_key(ip: IpAddr) -> String {
     // An IPv4-mapped IPv6 address counts as the IPv4 address it carries.
     format!("ip:{}", ip.to_canonical())
 }
 
-/// The counter after one more failure at `now`: a window that has passed
-/// starts over at one; reaching `limit` locks until `now + lockout_secs`.
-/// A lock still running is never shortened.
-pub fn count_failure(
-    previous: Option<LoginFailures>,
-    now: UnixTime,
-    limit: i64,
-    window_secs: i64,
-    lockout_secs: i64,
-) -> LoginFailures {
-    let running_lock = previous
-        .and_then(|p| p.locked_until)
-        .filter(|&until| until > now);
-    let mut next = match previous {
-        Some(p) if now < p.window_start.saturating_add(window_secs) => LoginFailures {
-            failures: p.failures.saturating_add(1),
-            window_start: p.window_start,
-            locked_until: running_lock,
-        },
-        _ => LoginFailures {
-            failures: 1,
-            window_start: now,
-            locked_until: running_lock,
-        },
-    };
-    if next.failures >= limit {
-        let until = now.saturating_add(lockout_secs);
-        next.locked_until = Some(running_lock.map_or(until, |r| r.max(until)));
+/// What one key's counter, just counted at `now`, allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// At or under the limit: the password may be checked.
+    Within,
+    /// Past the limit: refuse and lock.
+    OverLimit,
+    /// A lock is running (nothing was counted): refuse.
+    Locked { retry_after_secs: i64 },
+}
+
+/// Judges a counter returned by `count_login_attempt` against `limit`; a
+/// running lock wins over the count.
+pub fn classify(counted: &LoginFailures, now: UnixTime, limit: i64) -> Counted {
+    if let Some(retry_after_secs) = remaining(now, counted) {
+        Counted::Locked { retry_after_secs }
+    } else if counted.failures > limit {
+        Counted::OverLimit
+    } else {
+        Counted::Within
     }
-    next
+}
+
+/// Seconds left of a lock running at `now`.
+fn remaining(now: UnixTime, f: &LoginFailures) -> Option<i64> {
+    f.locked_until
+        .map(|until| until.saturating_sub(now))
+        .filter(|&r| r > 0)
 }
 
 /// `Locked` (for as long as the longest running lock) when any counter is
@@ -143,9 +257,7 @@ pub fn decide(now: UnixTime, counters: &[Option<LoginFailures>]) -> ThrottleDeci
     counters
         .iter()
         .flatten()
-        .filter_map(|f| f.locked_until)
-        .map(|until| until.saturating_sub(now))
-        .filter(|&remaining| remaining > 0)
+        .filter_map(|f| remaining(now, f))
         .max()
         .map_or(ThrottleDecision::Allowed, |retry_after_secs| {
             ThrottleDecision::Locked { retry_after_secs }
@@ -165,123 +277,73 @@ mod tests {
 
     const T0: UnixTime = 1_700_000_000;
     const LIMIT: i64 = 3;
-    const WINDOW: i64 = 900;
-    const LOCKOUT: i64 = 300;
 
-    fn fail(previous: Option<LoginFailures>, now: UnixTime) -> LoginFailures {
-        count_failure(previous, now, LIMIT, WINDOW, LOCKOUT)
+    fn counter(failures: i64, locked_until: Option<UnixTime>) -> LoginFailures {
+        LoginFailures {
+            failures,
+            window_start: T0,
+            locked_until,
+        }
     }
 
     #[test]
-    fn first_failure_opens_a_window() {
+    fn classify_allows_up_to_the_limit_and_refuses_past_it() {
+        assert_eq!(classify(&counter(1, None), T0, LIMIT), Counted::Within);
+        assert_eq!(classify(&counter(LIMIT, None), T0, LIMIT), Counted::Within);
         assert_eq!(
-            fail(None, T0),
-            LoginFailures {
-                failures: 1,
-                window_start: T0,
-                locked_until: None
-            }
+            classify(&counter(LIMIT + 1, None), T0, LIMIT),
+            Counted::OverLimit
+        );
+        assert_eq!(
+            classify(&counter(LIMIT + 40, None), T0, LIMIT),
+            Counted::OverLimit
         );
     }
 
     #[test]
-    fn failures_count_up_and_lock_at_the_limit() {
-        let one = fail(None, T0);
-        let two = fail(Some(one), T0 + 10);
+    fn classify_refuses_while_a_lock_runs_whatever_the_count() {
+        // A lock starts the count over, so a running lock shows a low count.
+        let locked = counter(0, Some(T0 + 300));
         assert_eq!(
-            (two.failures, two.window_start, two.locked_until),
-            (2, T0, None)
-        );
-        let three = fail(Some(two), T0 + 20);
-        assert_eq!(three.failures, 3);
-        assert_eq!(three.locked_until, Some(T0 + 20 + LOCKOUT));
-        assert_eq!(
-            decide(T0 + 20, &[Some(three)]),
-            ThrottleDecision::Locked {
-                retry_after_secs: LOCKOUT
+            classify(&locked, T0, LIMIT),
+            Counted::Locked {
+                retry_after_secs: 300
             }
         );
         assert_eq!(
-            decide(T0 + 20 + LOCKOUT - 1, &[Some(three)]),
-            ThrottleDecision::Locked {
+            classify(&locked, T0 + 299, LIMIT),
+            Counted::Locked {
                 retry_after_secs: 1
             }
         );
+        // An ended lock no longer matters: fresh attempts.
+        assert_eq!(classify(&counter(1, Some(T0)), T0, LIMIT), Counted::Within);
         assert_eq!(
-            decide(T0 + 20 + LOCKOUT, &[Some(three)]),
-            ThrottleDecision::Allowed
+            classify(&counter(LIMIT + 1, Some(T0 - 5)), T0, LIMIT),
+            Counted::OverLimit
         );
-    }
-
-    #[test]
-    fn a_passed_window_starts_over() {
-        let two = fail(Some(fail(None, T0)), T0 + 1);
-        let later = fail(Some(two), T0 + WINDOW);
-        assert_eq!(
-            later,
-            LoginFailures {
-                failures: 1,
-                window_start: T0 + WINDOW,
-                locked_until: None
-            }
-        );
-        // Just inside the window it still counts.
-        assert_eq!(fail(Some(two), T0 + WINDOW - 1).failures, 3);
-    }
-
-    #[test]
-    fn an_ended_lock_relocks_on_the_next_failure_within_the_window() {
-        let mut f = None;
-        for _ in 0..LIMIT {
-            f = Some(fail(f, T0));
-        }
-        let after_lock = T0 + LOCKOUT + 1;
-        assert_eq!(decide(after_lock, &[f]), ThrottleDecision::Allowed);
-        let again = fail(f, after_lock);
-        assert_eq!(again.failures, LIMIT + 1);
-        assert_eq!(again.locked_until, Some(after_lock + LOCKOUT));
-    }
-
-    #[test]
-    fn a_running_lock_is_kept_when_the_window_restarts() {
-        let locked = LoginFailures {
-            failures: LIMIT,
-            window_start: T0,
-            locked_until: Some(T0 + 2 * WINDOW),
-        };
-        let next = fail(Some(locked), T0 + WINDOW + 5);
-        assert_eq!(next.failures, 1);
-        assert_eq!(next.locked_until, Some(T0 + 2 * WINDOW));
-        // An ended lock is dropped when the window restarts.
-        let ended = LoginFailures {
-            locked_until: Some(T0 + 100),
-            ..locked
-        };
-        assert_eq!(fail(Some(ended), T0 + WINDOW).locked_until, None);
     }
 
     #[test]
     fn decide_takes_the_longest_running_lock() {
-        let a = LoginFailures {
-            failures: 9,
-            window_start: T0,
-            locked_until: Some(T0 + 50),
-        };
-        let b = LoginFailures {
-            locked_until: Some(T0 + 200),
-            ..a
-        };
-        let ended = LoginFailures {
-            locked_until: Some(T0 - 1),
-            ..a
-        };
+        let a = counter(9, Some(T0 + 50));
+        let b = counter(9, Some(T0 + 200));
+        let ended = counter(9, Some(T0 - 1));
+        let just_ended = counter(9, Some(T0));
         assert_eq!(
             decide(T0, &[Some(a), None, Some(b)]),
             ThrottleDecision::Locked {
                 retry_after_secs: 200
             }
         );
-        assert_eq!(decide(T0, &[Some(ended), None]), ThrottleDecision::Allowed);
+        assert_eq!(
+            decide(T0, &[Some(ended), Some(just_ended), None]),
+            ThrottleDecision::Allowed
+        );
+        assert_eq!(
+            decide(T0, &[Some(counter(99, None))]),
+            ThrottleDecision::Allowed
+        );
         assert_eq!(decide(T0, &[]), ThrottleDecision::Allowed);
     }
 
@@ -297,8 +359,25 @@ mod tests {
     }
 
     #[test]
-    fn keys_lowercase_the_username_and_canonicalise_the_address() {
-        assert_eq!(account_key("Alice"), "user:alice");
+    fn account_keys_are_short_hashes_of_the_lowercased_name() {
+        let alice = account_key("alice");
+        assert_eq!(alice, account_key("Alice"));
+        assert_eq!(alice, account_key("ALICE"));
+        assert_ne!(alice, account_key("bob"));
+        assert_eq!(alice, format!("user:{}", crypto::hash_secret("alice")));
+        for name in [
+            String::new(),
+            "x".repeat(10_000),
+            "\u{0}\u{202e}İ\u{301}🦀\u{fffd}".to_string(),
+        ] {
+            let key = account_key(&name);
+            assert_eq!(key.len(), "user:".len() + 64, "{name:?}");
+            assert!(key["user:".len()..].bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+    }
+
+    #[test]
+    fn address_keys_canonicalise_the_address() {
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert_eq!(address_key(mapped), "ip:192.0.2.7");
         let v6: IpAddr = "2001:db8::1".parse().unwrap();

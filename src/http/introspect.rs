@@ -21,5 +21,7 @@ pub async fn introspect(
         );
     }
     let token = form.params.require("token")?;
-    Ok(no_store_json(introspect::introspect(&state, token).await?))
+    Ok(no_store_json(
+        introspect::introspect(&state, &client, token).await?,
+    ))
 }

@@ -12,7 +12,7 @@ use tower_sessions::Session;
 use super::authorize::{login_page, parse_or_respond, redirect_to};
 use super::pages;
 use crate::auth::session::{self, LoginSession};
-use crate::auth::throttle::{self, ThrottleDecision};
+use crate::auth::throttle::{self, Locked, ThrottleDecision};
 use crate::auth::{csrf, password};
 use crate::crypto;
 use crate::error::AppError;
@@ -83,15 +83,17 @@ pub async fn login(
                 status,
             )
         };
-        let ip = peer.ip();
-        if let ThrottleDecision::Locked { retry_after_secs } =
-            throttle::check(&state, &username, ip).await?
-        {
-            return Ok(page(
-                locked_message(retry_after_secs),
-                StatusCode::TOO_MANY_REQUESTS,
-            ));
-        }
+        // Counted before the password is checked, so parallel guesses
+        // cannot outrun the limit.
+        let attempt = match throttle::begin_attempt(&state, &username, peer.ip()).await? {
+            Ok(attempt) => attempt,
+            Err(Locked { retry_after_secs }) => {
+                return Ok(page(
+                    locked_message(retry_after_secs),
+                    StatusCode::TOO_MANY_REQUESTS,
+                ));
+            }
+        };
         let user = if username.is_empty() {
             None
         } else {
@@ -102,19 +104,15 @@ pub async fn login(
             password::verify_password(user.as_ref().map(|u| u.password_hash.clone()), password)
                 .await;
         let Some(user) = user.filter(|_| ok) else {
-            return Ok(
-                match throttle::record_failure(&state, &username, ip).await? {
-                    ThrottleDecision::Locked { retry_after_secs } => page(
-                        locked_message(retry_after_secs),
-                        StatusCode::TOO_MANY_REQUESTS,
-                    ),
-                    ThrottleDecision::Allowed => {
-                        page(BAD_CREDENTIALS.into(), StatusCode::UNAUTHORIZED)
-                    }
-                },
-            );
+            return Ok(match throttle::attempt_failed(&state, &attempt).await? {
+                ThrottleDecision::Locked { retry_after_secs } => page(
+                    locked_message(retry_after_secs),
+                    StatusCode::TOO_MANY_REQUESTS,
+                ),
+                ThrottleDecision::Allowed => page(BAD_CREDENTIALS.into(), StatusCode::UNAUTHORIZED),
+            });
         };
-        throttle::record_success(&state, &username, ip).await?;
+        throttle::attempt_succeeded(&state, &attempt).await?;
         session::sign_in(
             &session,
             &LoginSession {

@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{HeaderName, Method, Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use tower_http::cors::{Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -67,11 +68,15 @@ pub fn router(state: AppState) -> Router {
         .route("/login", post(login::login))
         .route(END_SESSION_PATH, get(logout::get).post(logout::post))
         .layer(sessions);
-    Router::new()
-        .merge(browser)
-        .route(USERINFO_PATH, get(userinfo::get).post(userinfo::post))
-        .route("/static/tessera.css", get(assets::stylesheet))
-        .route("/static/form_post.js", get(assets::form_post_script))
+    // What a browser-based client (a SPA with PKCE) calls cross-origin.
+    // No cookies are involved, so any origin may call; /introspect is for
+    // resource servers and stays same-origin.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(3600));
+    let api = Router::new()
         .route(
             "/.well-known/openid-configuration",
             get(discovery::metadata),
@@ -82,8 +87,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route(JWKS_PATH, get(jwks::jwks))
         .route(TOKEN_PATH, post(token::token))
-        .route(INTROSPECTION_PATH, post(introspect::introspect))
         .route(REVOCATION_PATH, post(revoke::revoke))
+        .route(USERINFO_PATH, get(userinfo::get).post(userinfo::post))
+        .layer(cors);
+    Router::new()
+        .merge(browser)
+        .merge(api)
+        .route(INTROSPECTION_PATH, post(introspect::introspect))
+        .route("/static/tessera.css", get(assets::stylesheet))
+        .route("/static/form_post.js", get(assets::form_post_script))
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -70,7 +70,8 @@ async fn handle(state: &AppState, headers: &HeaderMap, form_token: Option<String
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
                 Some(t.trim().to_string())
             }
-            _ => return bearer_error(BearerError::InvalidToken("use the Bearer scheme")),
+            // RFC 6750 §3.1: an unsupported scheme gets a bare challenge.
+            _ => return bearer_error(BearerError::Missing),
         },
         Some(Err(_)) => return invalid_request("malformed Authorization header"),
     };

@@ -86,7 +86,13 @@ pub struct AuthorizationRequest {
     pub prompt: Prompt,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// The `sub` of a valid `id_token_hint`: only that user may be the
+    /// answer (OIDC Core §3.1.2.1).
+    pub hint_sub: Option<String>,
 }
+
+/// Longest `nonce` we store with a code.
+const MAX_NONCE_LEN: usize = 512;
 
 pub enum AuthorizeError {
     /// The client or redirect URI cannot be trusted: show an error page and
@@ -245,16 +251,37 @@ pub async fn parse(
             )
         })?),
     };
+    let nonce = params.get("nonce").map(str::to_string);
+    if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_LEN) {
+        return Err(fail(ErrorCode::InvalidRequest, "nonce is too long".into()));
+    }
+    let hint_sub = match params.get("id_token_hint") {
+        None => None,
+        // An expired ID token still names the user (OIDC Core §3.1.2.1).
+        Some(t) => match state
+            .keys()
+            .verify::<crate::oidc::logout::IdTokenHint>(t, "JWT", issuer, None)
+        {
+            Some(hint) => Some(hint.sub),
+            None => {
+                return Err(fail(
+                    ErrorCode::InvalidRequest,
+                    "id_token_hint is not a valid ID token from this server".into(),
+                ));
+            }
+        },
+    };
     Ok(AuthorizationRequest {
         client,
         target,
         redirect_uri_sent: requested_uri.is_some(),
         scope,
-        nonce: params.get("nonce").map(str::to_string),
+        nonce,
         code_challenge,
         prompt,
         max_age,
         login_hint: params.get("login_hint").map(str::to_string),
+        hint_sub,
     })
 }
 
@@ -277,6 +304,9 @@ pub async fn decide(
         Decision::Redirect(req.target.error(issuer, &OAuthError::new(code, d)))
     };
     let fresh_enough = |l: &LoginSession| req.max_age.is_none_or(|m| now - l.auth_time <= m);
+    // Someone else than the hinted user is signed in: they must sign in as
+    // the hinted user (or, with prompt=none, the client is told so).
+    let login = login.filter(|l| req.hint_sub.as_deref().is_none_or(|s| s == l.sub));
     let login = match login {
         Some(l) if !req.prompt.login && fresh_enough(&l) => l,
         _ if req.prompt.none => {
@@ -310,13 +340,18 @@ async fn needs_consent(
     if req.prompt.consent {
         return Ok(true);
     }
-    let granted = state
+    // No consent row at all means the person never approved this client,
+    // even for an empty scope.
+    let Some(granted) = state
         .store
         .consent(&login.sub, &req.client.client_id)
         .await?
-        .map(|s| ScopeSet::parse(&s).unwrap_or_default())
-        .unwrap_or_default();
-    Ok(!req.scope.is_subset(&granted) || granted.is_empty() && !req.scope.is_empty())
+    else {
+        return Ok(true);
+    };
+    Ok(!req
+        .scope
+        .is_subset(&ScopeSet::parse(&granted).unwrap_or_default()))
 }
 
 /// The person's answer on the consent page.

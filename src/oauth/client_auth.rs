@@ -77,11 +77,11 @@ fn decode_basic(value: &str) -> Option<(String, String)> {
                 .ok()?;
         pairs.into_iter().next().map(|(_, v)| v)
     };
-    let id = unescape(id)?;
-    if id.is_empty() {
+    let (id, secret) = (unescape(id)?, unescape(secret)?);
+    if id.is_empty() || id.contains('\0') || secret.contains('\0') {
         return None;
     }
-    Some((id, unescape(secret)?))
+    Some((id, secret))
 }
 
 /// Checks presented credentials; the error is always `invalid_client`
@@ -99,11 +99,7 @@ pub async fn authenticate(
         .ok_or_else(failed)?;
     let registered = client.metadata.token_endpoint_auth_method;
     if presented.method != registered {
-        return Err(OAuthError::invalid_client(format!(
-            "client authentication failed: this client authenticates with {}",
-            registered.as_str()
-        ))
-        .into());
+        return Err(failed().into());
     }
     if registered != TokenEndpointAuthMethod::None {
         let ok = match (&presented.secret, &client.secret_hash) {

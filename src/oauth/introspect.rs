@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::access_token;
+use super::client::Client;
 use crate::crypto;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -13,7 +14,7 @@ use crate::store::{Grant, RefreshToken};
 /// The `token_type_hint` only orders the search (§2.1), so it is ignored:
 /// access tokens are recognised by their signature, refresh tokens by
 /// their stored hash.
-pub async fn introspect(state: &AppState, token: &str) -> Result<Value, AppError> {
+pub async fn introspect(state: &AppState, caller: &Client, token: &str) -> Result<Value, AppError> {
     if let Some(claims) = access_token::validate(state, token).await? {
         let mut body = json!({
             "active": true,
@@ -34,7 +35,11 @@ pub async fn introspect(state: &AppState, token: &str) -> Result<Value, AppError
         }
         return Ok(body);
     }
-    if let Some((token, grant)) = live_refresh_token(state, token).await? {
+    // A refresh token is only ever meaningful to the client holding it;
+    // nobody else learns anything about it (RFC 7662 §4, token scanning).
+    if let Some((token, grant)) = live_refresh_token(state, token).await?
+        && grant.client_id == caller.client_id
+    {
         return Ok(json!({
             "active": true,
             "token_type": "refresh_token",

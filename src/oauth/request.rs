@@ -16,6 +16,15 @@ impl FormParams {
     }
 
     pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, OAuthError> {
+        // No protocol value contains NUL, and PostgreSQL text cannot hold it.
+        if pairs
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(OAuthError::invalid_request(
+                "parameters must not contain NUL characters",
+            ));
+        }
         for (i, (name, _)) in pairs.iter().enumerate() {
             if pairs[..i].iter().any(|(n, _)| n == name) {
                 return Err(OAuthError::invalid_request(format!(

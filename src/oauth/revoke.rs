@@ -2,7 +2,7 @@
 
 use super::access_token::{ACCESS_TOKEN_TYP, AccessTokenClaims};
 use super::client::Client;
-use super::introspect;
+use crate::crypto;
 use crate::error::{AppError, OAuthError};
 use crate::state::AppState;
 
@@ -27,7 +27,14 @@ pub async fn revoke(state: &AppState, client: &Client, token: &str) -> Result<()
             .store
             .revoke_access_token(&claims.jti, claims.exp)
             .await?;
-    } else if let Some((_, grant)) = introspect::live_refresh_token(state, token).await? {
+    } else if let Some(refresh) = state
+        .store
+        .refresh_token(&crypto::hash_secret(token))
+        .await?
+        && let Some(grant) = state.store.grant(&refresh.grant_id).await?
+    {
+        // Any refresh token of the family, even one already rotated (it may
+        // still be inside the grace window), revokes the family.
         if grant.client_id != client.client_id {
             return Err(
                 OAuthError::unauthorized_client("the token was not issued to this client").into(),

@@ -136,11 +136,34 @@ pub trait ConsentStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Sign-in attempt counters for `auth::throttle`. Every write is one
+/// statement, atomic on both backends, so parallel sign-ins cannot lose
+/// each other's counts.
 #[async_trait]
 pub trait LoginThrottleStore: Send + Sync {
     async fn login_failures(&self, key: &str) -> Result<Option<LoginFailures>, StoreError>;
-    async fn save_login_failures(&self, key: &str, f: &LoginFailures) -> Result<(), StoreError>;
-    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
+    /// Counts one attempt and returns the counter after it. A window that
+    /// has passed (`window_start + window_secs <= now`) starts over at one;
+    /// while `locked_until > now` nothing is counted (the caller refuses).
+    async fn count_login_attempt(
+        &self,
+        key: &str,
+        now: UnixTime,
+        window_secs: i64,
+    ) -> Result<LoginFailures, StoreError>;
+    /// Locks `key` until `until` (a running lock is never shortened) and
+    /// starts its count over (0 failures, window from `now`): the lock is
+    /// the penalty. Returns the counter after it.
+    async fn lock_login(
+        &self,
+        key: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<LoginFailures, StoreError>;
+    /// Gives one counted attempt back (never below zero).
+    async fn return_login_attempt(&self, key: &str) -> Result<(), StoreError>;
+    /// Forgets `key`'s count, unless a lock is running at `now`.
+    async fn clear_login_failures(&self, key: &str, now: UnixTime) -> Result<(), StoreError>;
 }
 
 /// Raw server-side session rows, for `session_store::TesseraSessionStore`.

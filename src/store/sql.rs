@@ -676,26 +676,71 @@ macro_rules! sql_store {
                 }))
             }
 
-            async fn save_login_failures(&self, key: &str, f: &LoginFailures) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO login_failures (key, failures, window_start, locked_until) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
-                     window_start = excluded.window_start, locked_until = excluded.locked_until",
+            async fn count_login_attempt(
+                &self,
+                key: &str,
+                now: UnixTime,
+                window_secs: i64,
+            ) -> Result<LoginFailures, StoreError> {
+                // One statement: concurrent attempts each see the count
+                // including all earlier ones (PostgreSQL re-reads the locked
+                // row on conflict; SQLite runs one writer at a time).
+                let (failures, window_start, locked_until): (i64, i64, Option<i64>) = sqlx::query_as(
+                    "INSERT INTO login_failures (key, failures, window_start, locked_until) VALUES ($1, 1, $2, NULL) \
+                     ON CONFLICT (key) DO UPDATE SET \
+                     failures = CASE WHEN login_failures.locked_until > $2 THEN login_failures.failures \
+                                     WHEN login_failures.window_start + $3 > $2 THEN login_failures.failures + 1 \
+                                     ELSE 1 END, \
+                     window_start = CASE WHEN login_failures.locked_until > $2 THEN login_failures.window_start \
+                                         WHEN login_failures.window_start + $3 > $2 THEN login_failures.window_start \
+                                         ELSE $2 END \
+                     RETURNING failures, window_start, locked_until",
                 )
                 .bind(key)
-                .bind(f.failures)
-                .bind(f.window_start)
-                .bind(f.locked_until)
-                .execute(&self.pool)
+                .bind(now)
+                .bind(window_secs)
+                .fetch_one(&self.pool)
                 .await?;
-                Ok(())
+                Ok(LoginFailures { failures, window_start, locked_until })
             }
 
-            async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
-                sqlx::query("DELETE FROM login_failures WHERE key = $1")
+            async fn lock_login(
+                &self,
+                key: &str,
+                now: UnixTime,
+                until: UnixTime,
+            ) -> Result<LoginFailures, StoreError> {
+                let (failures, window_start, locked_until): (i64, i64, Option<i64>) = sqlx::query_as(
+                    "INSERT INTO login_failures (key, failures, window_start, locked_until) VALUES ($1, 0, $2, $3) \
+                     ON CONFLICT (key) DO UPDATE SET failures = 0, window_start = $2, \
+                     locked_until = CASE WHEN login_failures.locked_until > $3 THEN login_failures.locked_until \
+                                         ELSE $3 END \
+                     RETURNING failures, window_start, locked_until",
+                )
+                .bind(key)
+                .bind(now)
+                .bind(until)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(LoginFailures { failures, window_start, locked_until })
+            }
+
+            async fn return_login_attempt(&self, key: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE login_failures SET failures = failures - 1 WHERE key = $1 AND failures > 0")
                     .bind(key)
                     .execute(&self.pool)
                     .await?;
+                Ok(())
+            }
+
+            async fn clear_login_failures(&self, key: &str, now: UnixTime) -> Result<(), StoreError> {
+                sqlx::query(
+                    "DELETE FROM login_failures WHERE key = $1 AND (locked_until IS NULL OR locked_until <= $2)",
+                )
+                .bind(key)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
                 Ok(())
             }
         }

@@ -25,21 +25,21 @@ use tessera::store::User;
 use crate::harness::{Backend, TestServer, http, random_id};
 use crate::introspection::{is_active, payload_of, post_form};
 
-const PASSWORD: &str = "correct horse battery staple";
-const REDIRECT: &str = "https://rp.example.com/callback";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const REDIRECT: &str = "https://rp.example.com/callback";
 const OTHER_REDIRECT: &str = "https://rp.example.com/other";
 const LOGOUT_REDIRECT: &str = "https://rp.example.com/signed-out";
-const ALL_SCOPES: &str = "openid profile email offline_access";
+pub(crate) const ALL_SCOPES: &str = "openid profile email offline_access";
 
 // ---------------------------------------------------------------------------
 // Server, users and clients.
 
-async fn start(backend: Backend) -> TestServer {
+pub(crate) async fn start(backend: Backend) -> TestServer {
     TestServer::start_with(backend, |c| c.login.failure_delay_ms = 0).await
 }
 
 /// Creates a user with PASSWORD, `USERNAME@example.com` and a name; its sub.
-async fn add_user(server: &TestServer, username: &str) -> String {
+pub(crate) async fn add_user(server: &TestServer, username: &str) -> String {
     let now = server.clock.now();
     let user = User {
         sub: random_id(),
@@ -56,12 +56,12 @@ async fn add_user(server: &TestServer, username: &str) -> String {
     user.sub
 }
 
-struct Rp {
-    id: String,
-    secret: Option<String>,
+pub(crate) struct Rp {
+    pub(crate) id: String,
+    pub(crate) secret: Option<String>,
 }
 
-fn web_app() -> ClientRegistration {
+pub(crate) fn web_app() -> ClientRegistration {
     ClientRegistration {
         client_name: "Web App".into(),
         redirect_uris: vec![REDIRECT.into(), OTHER_REDIRECT.into()],
@@ -72,7 +72,7 @@ fn web_app() -> ClientRegistration {
     }
 }
 
-async fn rp(server: &TestServer, registration: ClientRegistration) -> Rp {
+pub(crate) async fn rp(server: &TestServer, registration: ClientRegistration) -> Rp {
     let (client, secret) = server.register(registration).await;
     Rp {
         id: client.client_id,
@@ -83,14 +83,14 @@ async fn rp(server: &TestServer, registration: ClientRegistration) -> Rp {
 // ---------------------------------------------------------------------------
 // Authorization requests.
 
-struct AuthRequest {
+pub(crate) struct AuthRequest {
     params: Vec<(String, String)>,
-    verifier: String,
+    pub(crate) verifier: String,
 }
 
 impl AuthRequest {
     /// code + PKCE S256, all scopes, state and nonce.
-    fn new(rp: &Rp) -> Self {
+    pub(crate) fn new(rp: &Rp) -> Self {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let params = [
             ("response_type", "code"),
@@ -111,7 +111,7 @@ impl AuthRequest {
         }
     }
 
-    fn set(mut self, key: &str, value: &str) -> Self {
+    pub(crate) fn set(mut self, key: &str, value: &str) -> Self {
         match self.params.iter_mut().find(|(k, _)| k == key) {
             Some(pair) => pair.1 = value.into(),
             None => self.params.push((key.into(), value.into())),
@@ -119,12 +119,12 @@ impl AuthRequest {
         self
     }
 
-    fn unset(mut self, key: &str) -> Self {
+    pub(crate) fn unset(mut self, key: &str) -> Self {
         self.params.retain(|(k, _)| k != key);
         self
     }
 
-    fn query(&self) -> String {
+    pub(crate) fn query(&self) -> String {
         serde_urlencoded::to_string(&self.params).unwrap()
     }
 }
@@ -132,10 +132,10 @@ impl AuthRequest {
 // ---------------------------------------------------------------------------
 // The browser.
 
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Resp {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 /// Decodes the character references askama writes (`&#38;`, `&amp;`, …).
@@ -189,47 +189,47 @@ fn attr_after(html: &str, marker: &str) -> Option<String> {
 }
 
 impl Resp {
-    fn location(&self) -> Option<&str> {
+    pub(crate) fn location(&self) -> Option<&str> {
         self.headers.get(LOCATION).map(|v| v.to_str().unwrap())
     }
 
-    fn header(&self, name: impl reqwest::header::AsHeaderName) -> &str {
+    pub(crate) fn header(&self, name: impl reqwest::header::AsHeaderName) -> &str {
         self.headers
             .get(name)
             .map(|v| v.to_str().unwrap())
             .unwrap_or("")
     }
 
-    fn is_login(&self) -> bool {
+    pub(crate) fn is_login(&self) -> bool {
         self.body.contains("name=\"password\"")
     }
 
-    fn is_consent(&self) -> bool {
+    pub(crate) fn is_consent(&self) -> bool {
         self.body.contains("name=\"decision\" value=\"allow\"")
     }
 
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         attr_after(&self.body, "name=\"csrf_token\" value=\"").expect("a csrf_token field")
     }
 
-    fn action(&self) -> String {
+    pub(crate) fn action(&self) -> String {
         let form = &self.body[self.body.find("<form").expect("a form")..];
         attr_after(form, "action=\"").expect("a form action")
     }
 
     /// The text of the login page's alert.
-    fn alert(&self) -> String {
+    pub(crate) fn alert(&self) -> String {
         let start = self.body.find("role=\"alert\">").expect("an alert") + "role=\"alert\">".len();
         let end = self.body[start..].find('<').unwrap() + start;
         unescape(&self.body[start..end])
     }
 
     /// The parameters of a 303 to the client's redirect URI.
-    fn callback(&self) -> HashMap<String, String> {
+    pub(crate) fn callback(&self) -> HashMap<String, String> {
         self.callback_to(REDIRECT)
     }
 
-    fn callback_to(&self, redirect_uri: &str) -> HashMap<String, String> {
+    pub(crate) fn callback_to(&self, redirect_uri: &str) -> HashMap<String, String> {
         assert_eq!(
             self.status,
             StatusCode::SEE_OTHER,
@@ -248,7 +248,7 @@ impl Resp {
             .collect()
     }
 
-    fn assert_security_headers(&self) {
+    pub(crate) fn assert_security_headers(&self) {
         let csp = self.header(CONTENT_SECURITY_POLICY);
         assert!(csp.contains("frame-ancestors 'none'"), "CSP: {csp:?}");
         assert!(!csp.contains("unsafe-inline"), "CSP: {csp:?}");
@@ -259,13 +259,13 @@ impl Resp {
     }
 }
 
-struct Browser {
+pub(crate) struct Browser {
     client: reqwest::Client,
     base: String,
 }
 
 impl Browser {
-    fn new(server: &TestServer) -> Self {
+    pub(crate) fn new(server: &TestServer) -> Self {
         Self {
             client: reqwest::Client::builder()
                 .cookie_store(true)
@@ -276,7 +276,7 @@ impl Browser {
         }
     }
 
-    fn abs(&self, url: &str) -> String {
+    pub(crate) fn abs(&self, url: &str) -> String {
         if url.starts_with('/') {
             format!("{}{url}", self.base)
         } else {
@@ -284,7 +284,7 @@ impl Browser {
         }
     }
 
-    async fn read(response: reqwest::Response) -> Resp {
+    pub(crate) async fn read(response: reqwest::Response) -> Resp {
         Resp {
             status: response.status(),
             headers: response.headers().clone(),
@@ -292,11 +292,11 @@ impl Browser {
         }
     }
 
-    async fn get(&self, url: &str) -> Resp {
+    pub(crate) async fn get(&self, url: &str) -> Resp {
         Self::read(self.client.get(self.abs(url)).send().await.unwrap()).await
     }
 
-    async fn post(&self, url: &str, form: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn post(&self, url: &str, form: &[(&str, &str)]) -> Resp {
         Self::read(
             self.client
                 .post(self.abs(url))
@@ -309,7 +309,7 @@ impl Browser {
     }
 
     /// Follows redirects that stay on the server.
-    async fn follow(&self, mut r: Resp) -> Resp {
+    pub(crate) async fn follow(&self, mut r: Resp) -> Resp {
         for _ in 0..10 {
             if !r.status.is_redirection() {
                 return r;
@@ -323,13 +323,13 @@ impl Browser {
         panic!("redirect loop");
     }
 
-    async fn authorize(&self, req: &AuthRequest) -> Resp {
+    pub(crate) async fn authorize(&self, req: &AuthRequest) -> Resp {
         let r = self.get(&format!("/authorize?{}", req.query())).await;
         self.follow(r).await
     }
 
     /// Submits the login form on `page`; the response before following.
-    async fn submit_login(&self, page: &Resp, username: &str, password: &str) -> Resp {
+    pub(crate) async fn submit_login(&self, page: &Resp, username: &str, password: &str) -> Resp {
         assert!(page.is_login(), "not a login page: {}", page.body);
         let csrf = page.csrf();
         self.post(
@@ -343,12 +343,12 @@ impl Browser {
         .await
     }
 
-    async fn login(&self, page: &Resp, username: &str, password: &str) -> Resp {
+    pub(crate) async fn login(&self, page: &Resp, username: &str, password: &str) -> Resp {
         let r = self.submit_login(page, username, password).await;
         self.follow(r).await
     }
 
-    async fn decide(&self, page: &Resp, decision: &str) -> Resp {
+    pub(crate) async fn decide(&self, page: &Resp, decision: &str) -> Resp {
         assert!(page.is_consent(), "not a consent page: {}", page.body);
         let csrf = page.csrf();
         let r = self
@@ -362,7 +362,7 @@ impl Browser {
 
     /// The whole flow: signs in as `username` if asked, answers consent
     /// with `decision` if asked; the final response.
-    async fn run(&self, req: &AuthRequest, username: &str, decision: &str) -> Resp {
+    pub(crate) async fn run(&self, req: &AuthRequest, username: &str, decision: &str) -> Resp {
         let mut r = self.authorize(req).await;
         if r.is_login() {
             r = self.login(&r, username, PASSWORD).await;
@@ -374,7 +374,7 @@ impl Browser {
     }
 
     /// A code for `req`, signing in and consenting as needed.
-    async fn code(&self, req: &AuthRequest, username: &str) -> String {
+    pub(crate) async fn code(&self, req: &AuthRequest, username: &str) -> String {
         let params = self.run(req, username, "allow").await.callback();
         params
             .get("code")
@@ -386,7 +386,11 @@ impl Browser {
 // ---------------------------------------------------------------------------
 // The token endpoint, by hand.
 
-async fn token_request(server: &TestServer, rp: &Rp, form: &[(&str, &str)]) -> (StatusCode, Value) {
+pub(crate) async fn token_request(
+    server: &TestServer,
+    rp: &Rp,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
     let response = post_form(
         server,
         "/token",
@@ -398,7 +402,7 @@ async fn token_request(server: &TestServer, rp: &Rp, form: &[(&str, &str)]) -> (
     (status, response.json().await.unwrap())
 }
 
-async fn exchange(
+pub(crate) async fn exchange(
     server: &TestServer,
     rp: &Rp,
     code: &str,

@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod client_credentials;
 mod discovery;
+mod hardening;
 mod introspection;
 mod keys;
 mod users;

@@ -1,13 +1,16 @@
 //! `tessera user …` against a server's database, and login throttling
-//! through `auth::throttle` against a server's state and clock.
+//! through `auth::throttle` against a server's state and clock (the
+//! password check itself is the caller's, so tests decide its outcome).
 
 use std::net::IpAddr;
 use std::process::Output;
 
 use serde_json::Value;
 use tessera::auth::password::verify_password;
-use tessera::auth::throttle::{self, ThrottleDecision};
-use tessera::store::User;
+use tessera::auth::throttle::{self, Locked, ThrottleDecision};
+use tessera::clock::Clock;
+use tessera::state::AppState;
+use tessera::store::{LoginFailures, User};
 
 use crate::harness::{Backend, TestServer, cli_on};
 
@@ -266,6 +269,26 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+/// One sign-in with a wrong password: `Err` when refused before the
+/// password check, else what the failure decided.
+async fn fail(state: &AppState, name: &str, from: IpAddr) -> Result<ThrottleDecision, Locked> {
+    let attempt = throttle::begin_attempt(state, name, from).await.unwrap()?;
+    Ok(throttle::attempt_failed(state, &attempt).await.unwrap())
+}
+
+/// One sign-in with the right password; panics when it is refused.
+async fn succeed(state: &AppState, name: &str, from: IpAddr) {
+    let attempt = throttle::begin_attempt(state, name, from)
+        .await
+        .unwrap()
+        .unwrap_or_else(|l| panic!("{name} from {from} refused: {l:?}"));
+    throttle::attempt_succeeded(state, &attempt).await.unwrap();
+}
+
+async fn counter(state: &AppState, key: &str) -> Option<LoginFailures> {
+    state.store.login_failures(key).await.unwrap()
+}
+
 async fn throttle_locks_an_account_then_lets_it_in_again(backend: Backend) {
     let server = throttled_server(backend).await;
     let state = &server.state;
@@ -278,21 +301,24 @@ async fn throttle_locks_an_account_then_lets_it_in_again(backend: Backend) {
         ThrottleDecision::Allowed
     );
     for n in 1..max {
-        let d = throttle::record_failure(state, "alice", addr)
-            .await
-            .unwrap();
-        assert_eq!(d, ThrottleDecision::Allowed, "failure {n} of {max}");
+        let d = fail(state, "alice", addr).await;
+        assert_eq!(d, Ok(ThrottleDecision::Allowed), "failure {n} of {max}");
         server.clock.advance(1);
     }
     assert_eq!(
-        throttle::record_failure(state, "alice", addr)
-            .await
-            .unwrap(),
-        ThrottleDecision::Locked {
+        fail(state, "alice", addr).await,
+        Ok(ThrottleDecision::Locked {
             retry_after_secs: lockout
-        }
+        })
     );
-    // Locked for the account whatever the address and the case of the name.
+    // The lock is the penalty: the count starts over under it.
+    let locked = counter(state, &throttle::account_key("alice"))
+        .await
+        .unwrap();
+    assert_eq!(locked.failures, 0);
+    assert_eq!(locked.locked_until, Some(server.clock.now() + lockout));
+    // Locked for the account whatever the address and the case of the name;
+    // refused attempts reach no password check and count nothing.
     for (name, from) in [
         ("alice", addr),
         ("ALICE", ip("198.51.100.7")),
@@ -305,7 +331,18 @@ async fn throttle_locks_an_account_then_lets_it_in_again(backend: Backend) {
             },
             "{name} from {from}"
         );
+        assert_eq!(
+            fail(state, name, from).await,
+            Err(Locked {
+                retry_after_secs: lockout
+            }),
+            "{name} from {from}"
+        );
     }
+    assert_eq!(
+        counter(state, &throttle::account_key("alice")).await,
+        Some(locked)
+    );
     // Other accounts from the same address are not locked.
     assert_eq!(
         throttle::check(state, "bob", addr).await.unwrap(),
@@ -314,62 +351,63 @@ async fn throttle_locks_an_account_then_lets_it_in_again(backend: Backend) {
 
     server.clock.advance(lockout - 1);
     assert_eq!(
-        throttle::check(state, "alice", addr).await.unwrap(),
-        ThrottleDecision::Locked {
+        fail(state, "alice", addr).await,
+        Err(Locked {
             retry_after_secs: 1
-        }
+        })
     );
     server.clock.advance(1);
     assert_eq!(
         throttle::check(state, "alice", addr).await.unwrap(),
         ThrottleDecision::Allowed
     );
+    // Still inside the first window, yet a full new allowance: max - 1
+    // failures do not lock, the max-th does.
+    assert!(server.clock.now() < locked.window_start + state.config.login.failure_window_secs);
+    for n in 1..max {
+        let d = fail(state, "alice", addr).await;
+        assert_eq!(
+            d,
+            Ok(ThrottleDecision::Allowed),
+            "failure {n} after the lock"
+        );
+    }
+    assert_eq!(
+        fail(state, "alice", addr).await,
+        Ok(ThrottleDecision::Locked {
+            retry_after_secs: lockout
+        })
+    );
 }
 
-async fn throttle_success_clears_the_account_count_only(backend: Backend) {
+async fn throttle_success_clears_the_account_and_returns_the_attempt(backend: Backend) {
     let server = throttled_server(backend).await;
     let state = &server.state;
     let max = state.config.login.max_failures;
     let addr = ip("192.0.2.20");
 
     for _ in 1..max {
-        throttle::record_failure(state, "alice", addr)
-            .await
-            .unwrap();
+        assert_eq!(
+            fail(state, "alice", addr).await,
+            Ok(ThrottleDecision::Allowed)
+        );
     }
-    throttle::record_success(state, "Alice", addr)
-        .await
-        .unwrap();
-    assert!(
-        state
-            .store
-            .login_failures("user:alice")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let by_address = state
-        .store
-        .login_failures("ip:192.0.2.20")
-        .await
-        .unwrap()
-        .unwrap();
+    succeed(state, "Alice", addr).await;
+    assert_eq!(counter(state, &throttle::account_key("alice")).await, None);
+    // The address keeps the failures; the success's own attempt is returned.
+    let by_address = counter(state, "ip:192.0.2.20").await.unwrap();
     assert_eq!(by_address.failures, max - 1);
 
     // A full new allowance: max - 1 failures do not lock, the max-th does.
     for _ in 1..max {
         assert_eq!(
-            throttle::record_failure(state, "alice", addr)
-                .await
-                .unwrap(),
-            ThrottleDecision::Allowed
+            fail(state, "alice", addr).await,
+            Ok(ThrottleDecision::Allowed)
         );
     }
     assert!(matches!(
-        throttle::record_failure(state, "alice", addr)
-            .await
-            .unwrap(),
-        ThrottleDecision::Locked { .. }
+        fail(state, "alice", addr).await,
+        Ok(ThrottleDecision::Locked { .. })
     ));
 }
 
@@ -381,24 +419,18 @@ async fn throttle_failures_outside_the_window_start_over(backend: Backend) {
     let addr = ip("192.0.2.30");
 
     for _ in 1..max {
-        throttle::record_failure(state, "alice", addr)
-            .await
-            .unwrap();
+        fail(state, "alice", addr).await.unwrap();
     }
     server.clock.advance(window);
     assert_eq!(
-        throttle::record_failure(state, "alice", addr)
-            .await
-            .unwrap(),
-        ThrottleDecision::Allowed
+        fail(state, "alice", addr).await,
+        Ok(ThrottleDecision::Allowed)
     );
-    let count = state
-        .store
-        .login_failures("user:alice")
+    let count = counter(state, &throttle::account_key("alice"))
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(count.failures, 1);
+    assert_eq!(count.window_start, server.clock.now());
 }
 
 async fn throttle_locks_an_address_spraying_many_accounts(backend: Backend) {
@@ -408,31 +440,36 @@ async fn throttle_locks_an_address_spraying_many_accounts(backend: Backend) {
     let lockout = state.config.login.lockout_secs;
     let sprayer = ip("203.0.113.5");
 
-    // Each account fails fewer than max times; the address fails 4 * max.
+    // Each account's count is cleared by a success on it; the address keeps
+    // every failure and reaches 4 * max.
     let ip_limit = max * 4;
     for n in 1..ip_limit {
-        let d = throttle::record_failure(state, &format!("user{}", n % 4), sprayer)
-            .await
-            .unwrap();
-        assert_eq!(d, ThrottleDecision::Allowed, "failure {n}");
-        // Successes on the accounts do not reset the address.
-        throttle::record_success(state, &format!("user{}", n % 4), sprayer)
-            .await
-            .unwrap();
+        let name = format!("user{}", n % 4);
+        let d = fail(state, &name, sprayer).await;
+        assert_eq!(d, Ok(ThrottleDecision::Allowed), "failure {n}");
+        succeed(state, &name, sprayer).await;
     }
     assert_eq!(
-        throttle::record_failure(state, "someone-else", sprayer)
-            .await
-            .unwrap(),
-        ThrottleDecision::Locked {
+        counter(state, "ip:203.0.113.5").await.unwrap().failures,
+        ip_limit - 1
+    );
+    assert_eq!(
+        fail(state, "someone-else", sprayer).await,
+        Ok(ThrottleDecision::Locked {
             retry_after_secs: lockout
-        }
+        })
     );
     // Every account is refused from that address, none from another.
     assert!(matches!(
         throttle::check(state, "user1", sprayer).await.unwrap(),
         ThrottleDecision::Locked { .. }
     ));
+    assert!(
+        throttle::begin_attempt(state, "user1", sprayer)
+            .await
+            .unwrap()
+            .is_err()
+    );
     assert_eq!(
         throttle::check(state, "user1", ip("203.0.113.6"))
             .await
@@ -446,6 +483,134 @@ async fn throttle_locks_an_address_spraying_many_accounts(backend: Backend) {
     );
 }
 
+async fn throttle_successes_never_lock_a_shared_address(backend: Backend) {
+    let server = throttled_server(backend).await;
+    let state = &server.state;
+    let max = state.config.login.max_failures;
+    let nat = ip("198.51.100.80");
+
+    // Many people behind one NAT, a few of whom mistype once.
+    for n in 0..max * 10 {
+        if n % 10 == 0 {
+            fail(state, &format!("person{n}"), nat).await.unwrap();
+        }
+        succeed(state, &format!("person{n}"), nat).await;
+    }
+    assert_eq!(
+        counter(state, "ip:198.51.100.80").await.unwrap().failures,
+        max
+    );
+    assert_eq!(
+        throttle::check(state, "anyone", nat).await.unwrap(),
+        ThrottleDecision::Allowed
+    );
+}
+
+/// How long the password check (argon2id) takes, for the parallel tests:
+/// the window in which an attempt counted only after it could race.
+const PASSWORD_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Parallel wrong passwords for one account from many addresses: counted
+/// before the password check, so only `max_failures` of them get one.
+async fn throttle_parallel_guesses_get_at_most_the_limit(backend: Backend) {
+    let server = throttled_server(backend).await;
+    let state = &server.state;
+    let max = state.config.login.max_failures;
+    let lockout = state.config.login.lockout_secs;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..20u8 {
+        let state = state.clone();
+        tasks.spawn(async move {
+            let from = IpAddr::from([192, 0, 2, 100 + n]);
+            match throttle::begin_attempt(&state, "Alice", from)
+                .await
+                .unwrap()
+            {
+                Ok(attempt) => {
+                    tokio::time::sleep(PASSWORD_CHECK).await;
+                    throttle::attempt_failed(&state, &attempt).await.unwrap();
+                    true
+                }
+                Err(Locked { retry_after_secs }) => {
+                    assert!(retry_after_secs > 0 && retry_after_secs <= lockout);
+                    false
+                }
+            }
+        });
+    }
+    let verified = tasks
+        .join_all()
+        .await
+        .into_iter()
+        .filter(|&checked| checked)
+        .count();
+    assert_eq!(verified as i64, max, "password checks allowed");
+    for from in [ip("192.0.2.100"), ip("198.51.100.1")] {
+        assert_eq!(
+            throttle::check(state, "alice", from).await.unwrap(),
+            ThrottleDecision::Locked {
+                retry_after_secs: lockout
+            }
+        );
+    }
+    // The same from one address: the account's limit holds there too.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let state = state.clone();
+        tasks.spawn(async move {
+            let attempt = throttle::begin_attempt(&state, "bob", ip("203.0.113.50"))
+                .await
+                .unwrap();
+            if let Ok(attempt) = &attempt {
+                tokio::time::sleep(PASSWORD_CHECK).await;
+                throttle::attempt_failed(&state, attempt).await.unwrap();
+            }
+            attempt.is_ok()
+        });
+    }
+    let verified = tasks.join_all().await.into_iter().filter(|&ok| ok).count();
+    assert_eq!(
+        verified as i64, max,
+        "password checks allowed from one address"
+    );
+    assert!(matches!(
+        throttle::check(state, "bob", ip("192.0.2.1"))
+            .await
+            .unwrap(),
+        ThrottleDecision::Locked { .. }
+    ));
+}
+
+/// Any username makes a short key: nothing a client sends can make the
+/// store fail (PostgreSQL limits index rows to about 2.7 KB).
+async fn throttle_takes_any_username(backend: Backend) {
+    let server = throttled_server(backend).await;
+    let state = &server.state;
+    let addr = ip("192.0.2.40");
+    let names = [
+        "x".repeat(10_000),
+        "ß".repeat(5_000),
+        "\u{0}nul\u{202e}rtl İ\u{301}a\u{fe0f}🦀\u{10ffff}\u{fffd}'\";--".to_string(),
+        String::new(),
+    ];
+    for name in &names {
+        assert_eq!(
+            throttle::check(state, name, addr).await.unwrap(),
+            ThrottleDecision::Allowed
+        );
+        let attempt = throttle::begin_attempt(state, name, addr)
+            .await
+            .unwrap()
+            .unwrap();
+        throttle::attempt_failed(state, &attempt).await.unwrap();
+        let count = counter(state, &throttle::account_key(name)).await.unwrap();
+        assert_eq!(count.failures, 1);
+        succeed(state, name, addr).await;
+        assert_eq!(counter(state, &throttle::account_key(name)).await, None);
+    }
+}
+
 crate::both_backends!(
     user_add_prints_sub_and_stores_an_argon2id_hash,
     user_add_refuses_bad_input,
@@ -453,7 +618,10 @@ crate::both_backends!(
     user_passwd_replaces_the_hash,
     user_delete_removes_the_user,
     throttle_locks_an_account_then_lets_it_in_again,
-    throttle_success_clears_the_account_count_only,
+    throttle_success_clears_the_account_and_returns_the_attempt,
     throttle_failures_outside_the_window_start_over,
     throttle_locks_an_address_spraying_many_accounts,
+    throttle_successes_never_lock_a_shared_address,
+    throttle_parallel_guesses_get_at_most_the_limit,
+    throttle_takes_any_username,
 );

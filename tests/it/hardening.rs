@@ -1,0 +1,317 @@
+//! Review findings, each pinned by a test: bad input that must stay a 4xx
+//! on PostgreSQL, hints and consent edge cases, refresh-token privacy,
+//! revocation of a rotated refresh token, RFC 6750 challenges and CORS.
+
+use reqwest::StatusCode;
+use reqwest::header::WWW_AUTHENTICATE;
+use serde_json::Value;
+use tessera::oauth::client::ClientRegistration;
+
+use crate::browser::{
+    AuthRequest, Browser, PASSWORD, add_user, exchange, rp, start, token_request, web_app,
+};
+use crate::harness::{Backend, TestServer, http};
+use crate::introspection::{introspect, post_form};
+
+async fn start_with_grace(backend: Backend, grace: i64) -> TestServer {
+    TestServer::start_with(backend, |c| {
+        c.login.failure_delay_ms = 0;
+        c.tokens.refresh_grace_secs = grace;
+    })
+    .await
+}
+
+async fn refresh_grace_window_lets_racing_refreshes_both_succeed(backend: Backend) {
+    let server = start_with_grace(backend, 30).await;
+    add_user(&server, "alice").await;
+    let app = rp(&server, web_app()).await;
+    let browser = Browser::new(&server);
+    let req = AuthRequest::new(&app);
+    let code = browser.code(&req, "alice").await;
+    let (_, first) = exchange(
+        &server,
+        &app,
+        &code,
+        &req.verifier,
+        crate::browser::REDIRECT,
+    )
+    .await;
+    let old = first["refresh_token"].as_str().unwrap().to_string();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", old.as_str()),
+    ];
+    let (a, b) = tokio::join!(
+        token_request(&server, &app, &form),
+        token_request(&server, &app, &form)
+    );
+    assert_eq!((a.0, b.0), (StatusCode::OK, StatusCode::OK), "{a:?} {b:?}");
+    assert_ne!(a.1["refresh_token"], b.1["refresh_token"]);
+    // Past the window the old token counts as reuse: the family is revoked.
+    server.clock.advance(31);
+    let (status, body) = token_request(&server, &app, &form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let newest = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", a.1["refresh_token"].as_str().unwrap()),
+    ];
+    assert_eq!(
+        token_request(&server, &app, &newest).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+async fn nul_bytes_and_junk_ids_are_client_errors(backend: Backend) {
+    let server = start(backend).await;
+    for (auth, body) in [
+        (
+            None,
+            "grant_type=client_credentials&client_id=%00&client_secret=x",
+        ),
+        (None, "grant_type=client_credentials&client_id=a%00b"),
+        (Some(("a\0b", "x")), "grant_type=client_credentials"),
+    ] {
+        let mut req = http()
+            .post(server.url("/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some((id, secret)) = auth {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let status = req.send().await.unwrap().status();
+        assert!(status.is_client_error(), "{body}: {status}");
+    }
+    let long_id = "x".repeat(20_000);
+    let r = post_form(
+        &server,
+        "/token",
+        Some((&long_id, "s")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    for query in [
+        "client_id=%00",
+        "client_id=abc&nonce=%00",
+        "response_type=code&client_id=a%00",
+    ] {
+        let r = http()
+            .get(server.url(&format!("/authorize?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert!(r.headers().get("location").is_none());
+    }
+    let app = rp(&server, web_app()).await;
+    let browser = Browser::new(&server);
+    let r = browser
+        .authorize(&AuthRequest::new(&app).set("nonce", &"n".repeat(600)))
+        .await;
+    assert_eq!(r.callback()["error"], "invalid_request");
+}
+
+async fn id_token_hint_for_another_user_is_not_answered_silently(backend: Backend) {
+    let server = start(backend).await;
+    add_user(&server, "alice").await;
+    add_user(&server, "bob").await;
+    let app = rp(&server, web_app()).await;
+    // Alice signs in and gets an ID token.
+    let alice = Browser::new(&server);
+    let req = AuthRequest::new(&app);
+    let code = alice.code(&req, "alice").await;
+    let (_, tokens) = exchange(
+        &server,
+        &app,
+        &code,
+        &req.verifier,
+        crate::browser::REDIRECT,
+    )
+    .await;
+    let alice_hint = tokens["id_token"].as_str().unwrap().to_string();
+    // Bob is signed in on another browser that carries Alice's hint.
+    let bob = Browser::new(&server);
+    bob.code(&AuthRequest::new(&app), "bob").await;
+    let r = bob
+        .authorize(
+            &AuthRequest::new(&app)
+                .set("prompt", "none")
+                .set("id_token_hint", &alice_hint),
+        )
+        .await;
+    assert_eq!(r.callback()["error"], "login_required");
+    // Without prompt=none Bob's browser is asked to sign in (as Alice).
+    let r = bob
+        .authorize(&AuthRequest::new(&app).set("id_token_hint", &alice_hint))
+        .await;
+    assert!(r.is_login());
+    // The matching hint is answered silently; a forged one is refused.
+    let r = alice
+        .authorize(
+            &AuthRequest::new(&app)
+                .set("prompt", "none")
+                .set("id_token_hint", &alice_hint),
+        )
+        .await;
+    assert!(r.callback().contains_key("code"));
+    let r = alice
+        .authorize(&AuthRequest::new(&app).set("id_token_hint", "e30.e30.x"))
+        .await;
+    assert_eq!(r.callback()["error"], "invalid_request");
+}
+
+async fn empty_scope_still_needs_consent(backend: Backend) {
+    let server = start(backend).await;
+    add_user(&server, "alice").await;
+    let app = rp(
+        &server,
+        ClientRegistration {
+            scope: Some(String::new()),
+            ..web_app()
+        },
+    )
+    .await;
+    let browser = Browser::new(&server);
+    let r = browser
+        .authorize(&AuthRequest::new(&app).unset("scope"))
+        .await;
+    let r = browser.login(&r, "alice", PASSWORD).await;
+    assert!(
+        r.is_consent(),
+        "a new client is approved by the person: {}",
+        r.body
+    );
+    let r = browser.decide(&r, "allow").await;
+    assert!(r.callback().contains_key("code"));
+    // Remembered now.
+    let r = browser
+        .authorize(&AuthRequest::new(&app).unset("scope"))
+        .await;
+    assert!(r.callback().contains_key("code"));
+}
+
+async fn refresh_tokens_are_private_to_their_client(backend: Backend) {
+    let server = start(backend).await;
+    add_user(&server, "alice").await;
+    let app = rp(&server, web_app()).await;
+    let other = rp(&server, web_app()).await;
+    let browser = Browser::new(&server);
+    let req = AuthRequest::new(&app);
+    let code = browser.code(&req, "alice").await;
+    let (_, tokens) = exchange(
+        &server,
+        &app,
+        &code,
+        &req.verifier,
+        crate::browser::REDIRECT,
+    )
+    .await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let own = introspect(&server, &app.id, app.secret.as_deref().unwrap(), refresh).await;
+    assert_eq!(own["active"], true);
+    assert_eq!(own["token_type"], "refresh_token");
+    let foreign = introspect(
+        &server,
+        &other.id,
+        other.secret.as_deref().unwrap(),
+        refresh,
+    )
+    .await;
+    assert_eq!(foreign, serde_json::json!({"active": false}));
+}
+
+async fn revoking_a_rotated_refresh_token_revokes_the_family(backend: Backend) {
+    let server = start_with_grace(backend, 60).await;
+    add_user(&server, "alice").await;
+    let app = rp(&server, web_app()).await;
+    let browser = Browser::new(&server);
+    let req = AuthRequest::new(&app);
+    let code = browser.code(&req, "alice").await;
+    let (_, first) = exchange(
+        &server,
+        &app,
+        &code,
+        &req.verifier,
+        crate::browser::REDIRECT,
+    )
+    .await;
+    let old = first["refresh_token"].as_str().unwrap().to_string();
+    let (status, second) = token_request(
+        &server,
+        &app,
+        &[("grant_type", "refresh_token"), ("refresh_token", &old)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // The old token is inside the grace window; revoking it ends everything.
+    let r = post_form(
+        &server,
+        "/revoke",
+        Some((&app.id, app.secret.as_deref().unwrap())),
+        &[("token", &old)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let newest = second["refresh_token"].as_str().unwrap();
+    let (status, body) = token_request(
+        &server,
+        &app,
+        &[("grant_type", "refresh_token"), ("refresh_token", newest)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let access = second["access_token"].as_str().unwrap();
+    let info = introspect(&server, &app.id, app.secret.as_deref().unwrap(), access).await;
+    assert_eq!(info["active"], false);
+}
+
+async fn userinfo_with_another_scheme_gets_a_bare_challenge(backend: Backend) {
+    let server = start(backend).await;
+    let r = http()
+        .get(server.url("/userinfo"))
+        .basic_auth("a", Some("b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()[WWW_AUTHENTICATE], "Bearer", "RFC 6750 §3.1");
+}
+
+async fn browser_clients_may_call_the_api_cross_origin(backend: Backend) {
+    let server = start(backend).await;
+    let r = http()
+        .request(reqwest::Method::OPTIONS, server.url("/token"))
+        .header("origin", "https://spa.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let r = http()
+        .get(server.url("/.well-known/openid-configuration"))
+        .header("origin", "https://spa.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let _: Value = r.json().await.unwrap();
+}
+
+crate::both_backends!(
+    refresh_grace_window_lets_racing_refreshes_both_succeed,
+    nul_bytes_and_junk_ids_are_client_errors,
+    id_token_hint_for_another_user_is_not_answered_silently,
+    empty_scope_still_needs_consent,
+    refresh_tokens_are_private_to_their_client,
+    revoking_a_rotated_refresh_token_revokes_the_family,
+    userinfo_with_another_scheme_gets_a_bare_challenge,
+    browser_clients_may_call_the_api_cross_origin,
+);
