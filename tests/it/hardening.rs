@@ -8,7 +8,8 @@ use serde_json::Value;
 use tessera::oauth::client::ClientRegistration;
 
 use crate::browser::{
-    AuthRequest, Browser, PASSWORD, add_user, exchange, rp, start, token_request, web_app,
+    AuthRequest, Browser, PASSWORD, REDIRECT, Rp, add_user, exchange, rp, start, token_request,
+    web_app,
 };
 use crate::harness::{Backend, TestServer, http};
 use crate::introspection::{introspect, post_form};
@@ -21,21 +22,21 @@ async fn start_with_grace(backend: Backend, grace: i64) -> TestServer {
     .await
 }
 
+/// Alice signs in and consents in a fresh browser; the token response.
+async fn alice_tokens(server: &TestServer, app: &Rp) -> Value {
+    let browser = Browser::new(server);
+    let req = AuthRequest::new(app);
+    let code = browser.code(&req, "alice").await;
+    let (status, tokens) = exchange(server, app, &code, &req.verifier, REDIRECT).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    tokens
+}
+
 async fn refresh_grace_window_lets_racing_refreshes_both_succeed(backend: Backend) {
     let server = start_with_grace(backend, 30).await;
     add_user(&server, "alice").await;
     let app = rp(&server, web_app()).await;
-    let browser = Browser::new(&server);
-    let req = AuthRequest::new(&app);
-    let code = browser.code(&req, "alice").await;
-    let (_, first) = exchange(
-        &server,
-        &app,
-        &code,
-        &req.verifier,
-        crate::browser::REDIRECT,
-    )
-    .await;
+    let first = alice_tokens(&server, &app).await;
     let old = first["refresh_token"].as_str().unwrap().to_string();
     let form = [
         ("grant_type", "refresh_token"),
@@ -198,17 +199,7 @@ async fn refresh_tokens_are_private_to_their_client(backend: Backend) {
     add_user(&server, "alice").await;
     let app = rp(&server, web_app()).await;
     let other = rp(&server, web_app()).await;
-    let browser = Browser::new(&server);
-    let req = AuthRequest::new(&app);
-    let code = browser.code(&req, "alice").await;
-    let (_, tokens) = exchange(
-        &server,
-        &app,
-        &code,
-        &req.verifier,
-        crate::browser::REDIRECT,
-    )
-    .await;
+    let tokens = alice_tokens(&server, &app).await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
     let own = introspect(&server, &app.id, app.secret.as_deref().unwrap(), refresh).await;
     assert_eq!(own["active"], true);
@@ -227,17 +218,7 @@ async fn revoking_a_rotated_refresh_token_revokes_the_family(backend: Backend) {
     let server = start_with_grace(backend, 60).await;
     add_user(&server, "alice").await;
     let app = rp(&server, web_app()).await;
-    let browser = Browser::new(&server);
-    let req = AuthRequest::new(&app);
-    let code = browser.code(&req, "alice").await;
-    let (_, first) = exchange(
-        &server,
-        &app,
-        &code,
-        &req.verifier,
-        crate::browser::REDIRECT,
-    )
-    .await;
+    let first = alice_tokens(&server, &app).await;
     let old = first["refresh_token"].as_str().unwrap().to_string();
     let (status, second) = token_request(
         &server,
