@@ -164,7 +164,8 @@ impl AppState {
     }
 
     /// Background upkeep for a serving instance: cache refresh, the key
-    /// rotation schedule, and pruning of expired revocations and sessions.
+    /// rotation schedule, and pruning of expired revocations, sessions, grants,
+    /// codes, refresh tokens and login counters.
     pub fn spawn_background_tasks(&self) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
         tokio::spawn(async move {
@@ -207,6 +208,14 @@ impl AppState {
                         }
                         if let Err(e) = state.store.prune_sessions(now).await {
                             tracing::warn!(error = %e, "pruning sessions failed");
+                        }
+                        let keep = state.config.longest_token_lifetime();
+                        if let Err(e) = state.store.prune_grants(now, keep).await {
+                            tracing::warn!(error = %e, "pruning grants failed");
+                        }
+                        let window = state.config.login.failure_window_secs;
+                        if let Err(e) = state.store.prune_login_failures(now, window).await {
+                            tracing::warn!(error = %e, "pruning login counters failed");
                         }
                     }
                 }

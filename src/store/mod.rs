@@ -114,6 +114,10 @@ pub trait GrantStore: Send + Sync {
     /// Atomically marks `old_hash` used and stores `new`. A token already
     /// used within `grace` seconds still rotates (racing refreshes); used
     /// earlier than that, the grant is revoked.
+    /// Drops expired codes and refresh tokens, and grants (with their
+    /// tokens) that ended more than `keep_after_end` seconds ago, when no
+    /// access token issued under them can still be alive.
+    async fn prune_grants(&self, now: UnixTime, keep_after_end: i64) -> Result<u64, StoreError>;
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
@@ -164,6 +168,12 @@ pub trait LoginThrottleStore: Send + Sync {
     async fn return_login_attempt(&self, key: &str) -> Result<(), StoreError>;
     /// Forgets `key`'s count, unless a lock is running at `now`.
     async fn clear_login_failures(&self, key: &str, now: UnixTime) -> Result<(), StoreError>;
+    /// Drops counters whose window and lock have both passed.
+    async fn prune_login_failures(
+        &self,
+        now: UnixTime,
+        window_secs: i64,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Raw server-side session rows, for `session_store::TesseraSessionStore`.

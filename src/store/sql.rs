@@ -566,6 +566,37 @@ macro_rules! sql_store {
                 Ok(row.map(refresh_from_row))
             }
 
+            async fn prune_grants(&self, now: UnixTime, keep_after_end: i64) -> Result<u64, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let ended = "SELECT grant_id FROM grants WHERE expires_at + $1 <= $2 \
+                             OR (revoked_at IS NOT NULL AND revoked_at + $1 <= $2)";
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM refresh_tokens WHERE expires_at <= $2 OR grant_id IN ({ended})"
+                )))
+                .bind(keep_after_end)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM authorization_codes WHERE expires_at + $1 <= $2 OR grant_id IN ({ended})"
+                )))
+                .bind(keep_after_end)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let grants = sqlx::query(
+                    "DELETE FROM grants WHERE expires_at + $1 <= $2 \
+                     OR (revoked_at IS NOT NULL AND revoked_at + $1 <= $2)",
+                )
+                .bind(keep_after_end)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(grants)
+            }
+
             async fn rotate_refresh_token(
                 &self,
                 old_hash: &str,
@@ -742,6 +773,17 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+            async fn prune_login_failures(&self, now: UnixTime, window_secs: i64) -> Result<u64, StoreError> {
+                Ok(sqlx::query(
+                    "DELETE FROM login_failures WHERE window_start + $2 <= $1 \
+                     AND (locked_until IS NULL OR locked_until <= $1)",
+                )
+                .bind(now)
+                .bind(window_secs)
+                .execute(&self.pool)
+                .await?
+                .rows_affected())
             }
         }
 

@@ -5,6 +5,7 @@
 use reqwest::StatusCode;
 use reqwest::header::WWW_AUTHENTICATE;
 use serde_json::Value;
+use tessera::clock::Clock;
 use tessera::oauth::client::ClientRegistration;
 
 use crate::browser::{
@@ -286,7 +287,47 @@ async fn browser_clients_may_call_the_api_cross_origin(backend: Backend) {
     let _: Value = r.json().await.unwrap();
 }
 
+async fn ended_grants_and_login_counters_are_pruned(backend: Backend) {
+    let server = TestServer::start_with(backend, |c| {
+        c.login.failure_delay_ms = 0;
+        c.tokens.refresh_token_absolute_ttl_secs = 1000;
+    })
+    .await;
+    add_user(&server, "alice").await;
+    let app = rp(&server, web_app()).await;
+    let tokens = alice_tokens(&server, &app).await;
+    let refresh_hash = tessera::crypto::hash_secret(tokens["refresh_token"].as_str().unwrap());
+    let store = &server.state.store;
+    let keep = server.state.config.longest_token_lifetime();
+    let now = server.clock.now();
+    assert_eq!(store.prune_grants(now, keep).await.unwrap(), 0);
+    // The grant ends at +1000 s; its access tokens may live an hour longer.
+    assert_eq!(
+        store
+            .prune_grants(now + 1000 + keep - 1, keep)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        store.refresh_token(&refresh_hash).await.unwrap().is_none(),
+        "expired"
+    );
+    assert_eq!(
+        store.prune_grants(now + 1000 + keep, keep).await.unwrap(),
+        1
+    );
+
+    let key = "user:pruned";
+    store.count_login_attempt(key, now, 900).await.unwrap();
+    assert_eq!(store.prune_login_failures(now + 899, 900).await.unwrap(), 0);
+    // Alice's sign-in left her address's counter too (at zero).
+    assert_eq!(store.prune_login_failures(now + 900, 900).await.unwrap(), 2);
+    assert!(store.login_failures(key).await.unwrap().is_none());
+}
+
 crate::both_backends!(
+    ended_grants_and_login_counters_are_pruned,
     refresh_grace_window_lets_racing_refreshes_both_succeed,
     nul_bytes_and_junk_ids_are_client_errors,
     id_token_hint_for_another_user_is_not_answered_silently,
