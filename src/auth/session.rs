@@ -34,5 +34,9 @@ pub async fn sign_in(session: &Session, login: &LoginSession) -> Result<(), AppE
 
 /// Ends the session: its row is deleted and the cookie cleared.
 pub async fn sign_out(session: &Session) -> Result<(), AppError> {
+    // A browser without a stored session has nothing to end.
+    if session.id().is_none() {
+        return Ok(());
+    }
     session.flush().await.map_err(session_error)
 }

@@ -92,7 +92,14 @@ pub async fn authenticate(
 ) -> Result<Arc<Client>, AppError> {
     let presented =
         presented.ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
-    let failed = || OAuthError::invalid_client("client authentication failed");
+    // One description for every failure, so it reveals neither whether the
+    // client exists nor how it authenticates; it names what to check.
+    let failed = || {
+        OAuthError::invalid_client(
+            "client authentication failed: check the client id and secret, and use the \
+             authentication method the client was registered with",
+        )
+    };
     let client = state
         .client(&presented.client_id)
         .await?
