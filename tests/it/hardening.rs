@@ -326,7 +326,54 @@ async fn ended_grants_and_login_counters_are_pruned(backend: Backend) {
     assert!(store.login_failures(key).await.unwrap().is_none());
 }
 
+async fn racing_code_exchanges_redeem_the_code_once(backend: Backend) {
+    let server = start(backend).await;
+    add_user(&server, "alice").await;
+    let app = rp(&server, web_app()).await;
+    let browser = Browser::new(&server);
+    let req = AuthRequest::new(&app);
+    let code = browser.code(&req, "alice").await;
+    let exchanges = (0..6).map(|_| exchange(&server, &app, &code, &req.verifier, REDIRECT));
+    let results = futures_join_all(exchanges).await;
+    let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "{results:?}");
+    for (status, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!(
+            (*status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        );
+    }
+}
+
+/// Runs the futures concurrently on the test runtime.
+async fn futures_join_all<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T>,
+{
+    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
+    let mut results: Vec<Option<T>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in pinned.iter_mut().zip(results.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
 crate::both_backends!(
+    racing_code_exchanges_redeem_the_code_once,
     ended_grants_and_login_counters_are_pruned,
     refresh_grace_window_lets_racing_refreshes_both_succeed,
     nul_bytes_and_junk_ids_are_client_errors,
