@@ -326,7 +326,7 @@ async fn ended_grants_and_login_counters_are_pruned(backend: Backend) {
     assert!(store.login_failures(key).await.unwrap().is_none());
 }
 
-async fn racing_code_exchanges_redeem_the_code_once(backend: Backend) {
+async fn racing_code_exchanges_never_leave_usable_tokens(backend: Backend) {
     let server = start(backend).await;
     add_user(&server, "alice").await;
     let app = rp(&server, web_app()).await;
@@ -335,13 +335,25 @@ async fn racing_code_exchanges_redeem_the_code_once(backend: Backend) {
     let code = browser.code(&req, "alice").await;
     let exchanges = (0..6).map(|_| exchange(&server, &app, &code, &req.verifier, REDIRECT));
     let results = futures_join_all(exchanges).await;
-    let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
-    assert_eq!(ok, 1, "{results:?}");
+    // At most one exchange may be answered with tokens; every other one is a
+    // replay (RFC 6749 §4.1.2), which also revokes what the winner got, so
+    // nothing issued from the raced code stays usable.
+    let winners: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    assert!(winners.len() <= 1, "{results:?}");
     for (status, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
         assert_eq!(
             (*status, body["error"].as_str()),
             (StatusCode::BAD_REQUEST, Some("invalid_grant"))
         );
+    }
+    for tokens in winners {
+        let access = tokens["access_token"].as_str().unwrap();
+        let info = introspect(&server, &app.id, app.secret.as_deref().unwrap(), access).await;
+        assert_eq!(info["active"], false);
     }
 }
 
@@ -373,7 +385,7 @@ where
 }
 
 crate::both_backends!(
-    racing_code_exchanges_redeem_the_code_once,
+    racing_code_exchanges_never_leave_usable_tokens,
     ended_grants_and_login_counters_are_pruned,
     refresh_grace_window_lets_racing_refreshes_both_succeed,
     nul_bytes_and_junk_ids_are_client_errors,
