@@ -24,7 +24,7 @@ pub async fn get(
     let query = query.unwrap_or_default();
     match FormParams::parse(query.as_bytes()) {
         Ok(params) => run(&state, &session, &params, &query).await,
-        Err(e) => bad_request(&e.description),
+        Err(e) => pages::bad_request(&e.description),
     }
 }
 
@@ -36,7 +36,7 @@ pub async fn post(
 ) -> Response {
     let body_params = match FormParams::parse(&body) {
         Ok(p) => p,
-        Err(e) => return bad_request(&e.description),
+        Err(e) => return pages::bad_request(&e.description),
     };
     let query = query.unwrap_or_default();
     if let Some(decision) = body_params.get("decision") {
@@ -47,17 +47,8 @@ pub async fn post(
     run(&state, &session, &body_params, &as_query).await
 }
 
-fn bad_request(message: &str) -> Response {
-    pages::error_page(StatusCode::BAD_REQUEST, "Invalid request", message)
-}
-
 fn internal(e: AppError) -> Response {
-    tracing::error!(error = %e, "authorization request failed");
-    pages::error_page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "The server could not complete the request. Please try again later.",
-    )
+    pages::internal_error("authorization request failed", &e)
 }
 
 /// The signed-in person, if the session has one whose account still exists.
@@ -191,15 +182,11 @@ async fn consent(
 ) -> Response {
     let result = async {
         if !csrf::verify(session, body.get("csrf_token")).await? {
-            return Ok(pages::error_page(
-                StatusCode::FORBIDDEN,
-                "This form has expired",
-                "Go back to the application and start again.",
-            ));
+            return Ok(pages::form_expired());
         }
         let params = match FormParams::parse(query.as_bytes()) {
             Ok(p) => p,
-            Err(e) => return Ok(bad_request(&e.description)),
+            Err(e) => return Ok(pages::bad_request(&e.description)),
         };
         let req = match parse_or_respond(state, &params).await {
             Ok(r) => r,
@@ -212,7 +199,7 @@ async fn consent(
         let allow = match decision {
             "allow" => true,
             "deny" => false,
-            _ => return Ok(bad_request("decision must be allow or deny")),
+            _ => return Ok(pages::bad_request("decision must be allow or deny")),
         };
         Ok(respond(
             authorize::answer_consent(state, &req, &login, allow).await?,
@@ -239,7 +226,7 @@ pub fn respond(response: AuthorizationResponse) -> Response {
     match response.mode {
         ResponseMode::Query => {
             let Ok(mut url) = url::Url::parse(&response.redirect_uri) else {
-                return bad_request("The redirect URI is invalid.");
+                return pages::bad_request("The redirect URI is invalid.");
             };
             {
                 let mut pairs = url.query_pairs_mut();

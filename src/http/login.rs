@@ -42,21 +42,13 @@ pub async fn login(
         let form = match FormParams::parse(&body) {
             Ok(f) => f,
             Err(e) => {
-                return Ok(pages::error_page(
-                    StatusCode::BAD_REQUEST,
-                    "Invalid request",
-                    &e.description,
-                ));
+                return Ok(pages::bad_request(&e.description));
             }
         };
         let params = match FormParams::parse(query.as_bytes()) {
             Ok(p) => p,
             Err(e) => {
-                return Ok(pages::error_page(
-                    StatusCode::BAD_REQUEST,
-                    "Invalid request",
-                    &e.description,
-                ));
+                return Ok(pages::bad_request(&e.description));
             }
         };
         let req = match parse_or_respond(&state, &params).await {
@@ -64,11 +56,7 @@ pub async fn login(
             Err(response) => return Ok(response),
         };
         if !csrf::verify(&session, form.get("csrf_token")).await? {
-            return Ok(pages::error_page(
-                StatusCode::FORBIDDEN,
-                "This form has expired",
-                "Go back to the application and start again.",
-            ));
+            return Ok(pages::form_expired());
         }
         let username = form.get("username").unwrap_or("").trim().to_string();
         let password = form.get("password").unwrap_or("").to_string();
@@ -128,14 +116,7 @@ pub async fn login(
         )))
     }
     .await;
-    result.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "login failed");
-        pages::error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "The server could not complete the request. Please try again later.",
-        )
-    })
+    result.unwrap_or_else(|e| pages::internal_error("login failed", &e))
 }
 
 /// The request to resume after signing in: the sign-in that just happened

@@ -21,14 +21,14 @@ pub async fn get(
 ) -> Response {
     match FormParams::parse(query.unwrap_or_default().as_bytes()) {
         Ok(params) => handle(&state, &session, params, false).await,
-        Err(e) => pages::error_page(StatusCode::BAD_REQUEST, "Invalid request", &e.description),
+        Err(e) => pages::bad_request(&e.description),
     }
 }
 
 pub async fn post(State(state): State<AppState>, session: Session, body: Bytes) -> Response {
     match FormParams::parse(&body) {
         Ok(params) => handle(&state, &session, params, true).await,
-        Err(e) => pages::error_page(StatusCode::BAD_REQUEST, "Invalid request", &e.description),
+        Err(e) => pages::bad_request(&e.description),
     }
 }
 
@@ -59,11 +59,7 @@ async fn handle(
             .is_some_and(|h| current.as_ref().is_none_or(|c| c.sub == h.sub));
         if is_post && let Some(decision) = params.get("decision") {
             if !csrf::verify(session, params.get("csrf_token")).await? {
-                return Ok(pages::error_page(
-                    StatusCode::FORBIDDEN,
-                    "This form has expired",
-                    "Reload the page and try again.",
-                ));
+                return Ok(pages::form_expired());
             }
             if decision != "logout" {
                 return Ok(pages::error_page(
@@ -99,14 +95,7 @@ async fn handle(
         ))
     }
     .await;
-    result.unwrap_or_else(|e: AppError| {
-        tracing::error!(error = %e, "logout failed");
-        pages::error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "The server could not complete the request. Please try again later.",
-        )
-    })
+    result.unwrap_or_else(|e: AppError| pages::internal_error("logout failed", &e))
 }
 
 async fn finish(session: &Session, req: &LogoutRequest) -> Result<Response, AppError> {

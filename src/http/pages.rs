@@ -127,3 +127,29 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
         &[],
     )
 }
+
+/// A malformed browser request: a 400 page saying what is wrong.
+pub fn bad_request(message: &str) -> Response {
+    error_page(StatusCode::BAD_REQUEST, "Invalid request", message)
+}
+
+/// A form whose CSRF token does not belong to this session (an old tab, or
+/// a forged post): refused with 403, nothing done.
+pub fn form_expired() -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "Go back to the application and start again.",
+    )
+}
+
+/// An internal failure of a page handler: logged (inside the request's
+/// span, so with its id) and answered with a generic page.
+pub fn internal_error(context: &str, e: &crate::error::AppError) -> Response {
+    tracing::error!(error = %e, "{context}");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The server could not complete the request. Please try again later.",
+    )
+}

@@ -6,7 +6,7 @@ use crate::jose::{KeyState, SigningAlg, SigningKeyRecord};
 use crate::oauth::client::{Client, ClientMetadata};
 
 use super::StoreError;
-use super::records::{AuthorizationCode, Grant, RefreshToken, User};
+use super::records::{AuthorizationCode, Grant, LoginFailures, RefreshToken, User};
 
 pub(super) type ClientRow = (String, Option<String>, String, i64);
 
@@ -139,6 +139,17 @@ pub(super) fn code_from_row(row: CodeRow) -> AuthorizationCode {
         nonce,
         created_at,
         expires_at,
+    }
+}
+
+pub(super) type LoginFailuresRow = (i64, i64, Option<i64>);
+
+pub(super) fn login_failures_from_row(row: LoginFailuresRow) -> LoginFailures {
+    let (failures, window_start, locked_until) = row;
+    LoginFailures {
+        failures,
+        window_start,
+        locked_until,
     }
 }
 
@@ -694,17 +705,13 @@ macro_rules! sql_store {
         #[async_trait::async_trait]
         impl LoginThrottleStore for $store {
             async fn login_failures(&self, key: &str) -> Result<Option<LoginFailures>, StoreError> {
-                let row: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
+                let row: Option<LoginFailuresRow> = sqlx::query_as(
                     "SELECT failures, window_start, locked_until FROM login_failures WHERE key = $1",
                 )
                 .bind(key)
                 .fetch_optional(&self.pool)
                 .await?;
-                Ok(row.map(|(failures, window_start, locked_until)| LoginFailures {
-                    failures,
-                    window_start,
-                    locked_until,
-                }))
+                Ok(row.map(login_failures_from_row))
             }
 
             async fn count_login_attempt(
@@ -716,7 +723,7 @@ macro_rules! sql_store {
                 // One statement: concurrent attempts each see the count
                 // including all earlier ones (PostgreSQL re-reads the locked
                 // row on conflict; SQLite runs one writer at a time).
-                let (failures, window_start, locked_until): (i64, i64, Option<i64>) = sqlx::query_as(
+                let row: LoginFailuresRow = sqlx::query_as(
                     "INSERT INTO login_failures (key, failures, window_start, locked_until) VALUES ($1, 1, $2, NULL) \
                      ON CONFLICT (key) DO UPDATE SET \
                      failures = CASE WHEN login_failures.locked_until > $2 THEN login_failures.failures \
@@ -732,7 +739,7 @@ macro_rules! sql_store {
                 .bind(window_secs)
                 .fetch_one(&self.pool)
                 .await?;
-                Ok(LoginFailures { failures, window_start, locked_until })
+                Ok(login_failures_from_row(row))
             }
 
             async fn lock_login(
@@ -741,7 +748,7 @@ macro_rules! sql_store {
                 now: UnixTime,
                 until: UnixTime,
             ) -> Result<LoginFailures, StoreError> {
-                let (failures, window_start, locked_until): (i64, i64, Option<i64>) = sqlx::query_as(
+                let row: LoginFailuresRow = sqlx::query_as(
                     "INSERT INTO login_failures (key, failures, window_start, locked_until) VALUES ($1, 0, $2, $3) \
                      ON CONFLICT (key) DO UPDATE SET failures = 0, window_start = $2, \
                      locked_until = CASE WHEN login_failures.locked_until > $3 THEN login_failures.locked_until \
@@ -753,7 +760,7 @@ macro_rules! sql_store {
                 .bind(until)
                 .fetch_one(&self.pool)
                 .await?;
-                Ok(LoginFailures { failures, window_start, locked_until })
+                Ok(login_failures_from_row(row))
             }
 
             async fn return_login_attempt(&self, key: &str) -> Result<(), StoreError> {
