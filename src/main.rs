@@ -11,8 +11,8 @@ use tessera::auth::password;
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
 use tessera::jose::SigningAlg;
-use tessera::jose::keys::{self, SigningKeyRecord};
-use tessera::jose::rotation::{self, Trigger};
+use tessera::jose::keys::SigningKeyRecord;
+use tessera::jose::rotation::Trigger;
 use tessera::oauth::client::{self, ClientRegistration, TokenEndpointAuthMethod};
 use tessera::state::{self, AppState};
 use tessera::store::{self, SharedStore, StoreError, User};
@@ -451,14 +451,9 @@ async fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Failure> 
     let store: SharedStore = store::connect(&config.database_url).await?;
     if let KeysCommand::Rotate = cmd {
         let master = state::load_master_key(config)?;
-        let now = SystemClock.now();
-        let policy = state::rotation_policy(config);
-        let planner = |keys: &[SigningKeyRecord]| {
-            rotation::plan(keys, now, policy, Trigger::Manual, &mut |alg| {
-                keys::generate(alg, &master, now)
-            })
-        };
-        let changes = store.update_signing_keys(&planner).await?;
+        let changes =
+            state::run_rotation(&store, &master, config, SystemClock.now(), Trigger::Manual)
+                .await?;
         for warning in &changes.warnings {
             eprintln!("tessera: warning: {warning}");
         }

@@ -60,14 +60,14 @@ impl AppState {
         master_key: MasterKey,
     ) -> Result<Self, AppError> {
         let versions = store.change_versions().await?;
-        let policy = rotation_policy(&config);
-        let now = clock.now();
-        let planner = |keys: &[keys::SigningKeyRecord]| {
-            rotation::plan(keys, now, policy, Trigger::Scheduled, &mut |alg| {
-                keys::generate(alg, &master_key, now)
-            })
-        };
-        store.update_signing_keys(&planner).await?;
+        run_rotation(
+            &store,
+            &master_key,
+            &config,
+            clock.now(),
+            Trigger::Scheduled,
+        )
+        .await?;
         let records = store.signing_keys().await?;
         let key_set = KeySet::load(&records, &master_key)?;
         Ok(Self(Arc::new(Inner {
@@ -119,14 +119,8 @@ impl AppState {
     /// and, if anything changed, starts using the new keys at once.
     pub async fn rotate_keys(&self, trigger: Trigger) -> Result<KeyChanges, AppError> {
         let now = self.clock.now();
-        let policy = rotation_policy(&self.config);
-        let master = &self.master_key;
-        let planner = |keys: &[keys::SigningKeyRecord]| {
-            rotation::plan(keys, now, policy, trigger, &mut |alg| {
-                keys::generate(alg, master, now)
-            })
-        };
-        let changes = self.store.update_signing_keys(&planner).await?;
+        let changes =
+            run_rotation(&self.store, &self.master_key, &self.config, now, trigger).await?;
         if !changes.is_empty() {
             self.reload_keys().await?;
         }
@@ -224,7 +218,26 @@ impl AppState {
     }
 }
 
-pub fn rotation_policy(config: &Config) -> RotationPolicy {
+/// Plans and applies a rotation at `now` in one locked store transaction:
+/// the server's schedule, its start-up and `tessera keys rotate` all go
+/// through here.
+pub async fn run_rotation(
+    store: &SharedStore,
+    master_key: &MasterKey,
+    config: &Config,
+    now: crate::clock::UnixTime,
+    trigger: Trigger,
+) -> Result<KeyChanges, AppError> {
+    let policy = rotation_policy(config);
+    let planner = |keys: &[keys::SigningKeyRecord]| {
+        rotation::plan(keys, now, policy, trigger, &mut |alg| {
+            keys::generate(alg, master_key, now)
+        })
+    };
+    Ok(store.update_signing_keys(&planner).await?)
+}
+
+fn rotation_policy(config: &Config) -> RotationPolicy {
     RotationPolicy {
         rotation_interval: config.keys.rotation_interval_secs,
         jwks_max_age: config.keys.jwks_max_age_secs,
