@@ -12,8 +12,8 @@ use crate::browser::{
     AuthRequest, Browser, PASSWORD, REDIRECT, Rp, add_user, exchange, rp, start, token_request,
     web_app,
 };
-use crate::harness::{Backend, TestServer, http};
-use crate::introspection::{introspect, post_form};
+use crate::harness::{Backend, TestServer, eventually, http};
+use crate::introspection::{introspect, kid_of, post_form, token};
 
 async fn start_with_grace(backend: Backend, grace: i64) -> TestServer {
     TestServer::start_with(backend, |c| {
@@ -384,7 +384,166 @@ where
     results.into_iter().flatten().collect()
 }
 
+async fn session_cookie_is_secure_for_an_https_issuer(backend: Backend) {
+    let server = TestServer::start_with(backend, |c| {
+        c.issuer = "https://login.example.com".into();
+    })
+    .await;
+    let app = rp(&server, web_app()).await;
+    let r = Browser::new(&server)
+        .authorize(&AuthRequest::new(&app))
+        .await;
+    assert!(r.is_login());
+    let cookie = r.headers["set-cookie"].to_str().unwrap();
+    for attribute in ["Secure", "HttpOnly", "SameSite=Lax"] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+}
+
+async fn refresh_tokens_expire_when_idle_and_at_the_grant_end(backend: Backend) {
+    let server = TestServer::start_with(backend, |c| {
+        c.login.failure_delay_ms = 0;
+        c.tokens.refresh_token_idle_ttl_secs = 100;
+        c.tokens.refresh_token_absolute_ttl_secs = 250;
+    })
+    .await;
+    add_user(&server, "alice").await;
+    let app = rp(&server, web_app()).await;
+    let refresh = |token: String| {
+        let (server, app) = (&server, &app);
+        async move {
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str()),
+            ];
+            token_request(server, app, &form).await
+        }
+    };
+    // Idle: unused for longer than the idle lifetime.
+    let idle = alice_tokens(&server, &app).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Active: used every 90 s, it still ends with the grant at 250 s.
+    let mut active = alice_tokens(&server, &app).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..2 {
+        server.clock.advance(90);
+        let (status, body) = refresh(active).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        active = body["refresh_token"].as_str().unwrap().to_string();
+    }
+    let (status, body) = refresh(idle).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    server.clock.advance(71);
+    let (status, body) = refresh(active).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+}
+
+async fn code_verifier_without_a_challenge_is_a_downgrade(backend: Backend) {
+    let server = start(backend).await;
+    add_user(&server, "alice").await;
+    let app = rp(&server, web_app()).await;
+    let browser = Browser::new(&server);
+    let req = AuthRequest::new(&app)
+        .unset("code_challenge")
+        .unset("code_challenge_method");
+    // A confidential client may skip PKCE, but a verifier at the token
+    // endpoint for a code issued without a challenge is refused (RFC 9700).
+    let code = browser.code(&req, "alice").await;
+    let (status, body) = exchange(&server, &app, &code, &req.verifier, REDIRECT).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+}
+
+async fn consent_page_describes_configured_scopes(backend: Backend) {
+    let server = TestServer::start_with(backend, |c| {
+        c.login.failure_delay_ms = 0;
+        c.scopes
+            .insert("billing:write".into(), "Change your billing details".into());
+    })
+    .await;
+    add_user(&server, "alice").await;
+    let app = rp(
+        &server,
+        ClientRegistration {
+            scope: Some("openid billing:write reports:read".into()),
+            ..web_app()
+        },
+    )
+    .await;
+    let browser = Browser::new(&server);
+    let r = browser
+        .authorize(&AuthRequest::new(&app).set("scope", "openid billing:write reports:read"))
+        .await;
+    let r = browser.login(&r, "alice", PASSWORD).await;
+    assert!(r.is_consent());
+    assert!(r.body.contains("Change your billing details"), "{}", r.body);
+    // An undescribed scope is shown by its name.
+    assert!(r.body.contains("reports:read"));
+    assert!(
+        r.body.contains("Confirm who you are"),
+        "openid has a built-in description"
+    );
+    // Configured scopes are advertised in discovery too.
+    let doc: Value = http()
+        .get(server.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["scopes_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&"billing:write".into())
+    );
+}
+
+async fn the_server_rotates_keys_on_its_own_schedule(backend: Backend) {
+    let server = TestServer::start_with(backend, |c| c.keys.check_interval_secs = 1).await;
+    let (id, secret) = server.machine_client("read").await;
+    let before = kid_of(&token(&server, &id, &secret).await);
+    let next = server
+        .state
+        .store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| {
+            k.alg == tessera::jose::SigningAlg::RS256 && k.state == tessera::jose::KeyState::Next
+        })
+        .unwrap()
+        .kid;
+    // Nobody calls rotate_keys: the background schedule must notice.
+    server.clock.advance(31 * 86_400);
+    eventually("the schedule rotates the keys", || {
+        let (server, id, secret, before) = (&server, &id, &secret, &before);
+        async move { kid_of(&token(server, id, secret).await) != *before }
+    })
+    .await;
+    assert_eq!(kid_of(&token(&server, &id, &secret).await), next);
+}
+
 crate::both_backends!(
+    session_cookie_is_secure_for_an_https_issuer,
+    refresh_tokens_expire_when_idle_and_at_the_grant_end,
+    code_verifier_without_a_challenge_is_a_downgrade,
+    consent_page_describes_configured_scopes,
+    the_server_rotates_keys_on_its_own_schedule,
     racing_code_exchanges_never_leave_usable_tokens,
     ended_grants_and_login_counters_are_pruned,
     refresh_grace_window_lets_racing_refreshes_both_succeed,
