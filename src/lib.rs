@@ -5,11 +5,13 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod domain;
 pub mod error;
 pub mod http;
 pub mod jose;
 pub mod oauth;
 pub mod oidc;
+pub mod service;
 pub mod state;
 pub mod store;
 

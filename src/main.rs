@@ -10,12 +10,14 @@ use clap::{Parser, Subcommand};
 use tessera::auth::password;
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
+use tessera::domain::TokenEndpointAuthMethod;
+use tessera::domain::User;
 use tessera::jose::SigningAlg;
 use tessera::jose::keys::SigningKeyRecord;
 use tessera::jose::rotation::Trigger;
-use tessera::oauth::client::{self, ClientRegistration, TokenEndpointAuthMethod};
+use tessera::oauth::client::{self, ClientRegistration};
 use tessera::state::{self, AppState};
-use tessera::store::{self, SharedStore, StoreError, User};
+use tessera::store::{self, SharedStore, StoreError};
 
 #[derive(Parser)]
 #[command(

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::domain::Client;
 use crate::error::AppError;
 use crate::jose::rotation::{self, KeyChanges, RotationPolicy, Trigger};
 use crate::jose::{KeySet, MasterKey, keys};
-use crate::oauth::client::Client;
 use crate::store::{ChangeVersions, SharedStore, StoreError};
 
 /// Cached client lookups. `generation` moves on every invalidation, so a

@@ -28,9 +28,9 @@ use std::time::Duration;
 
 use crate::clock::UnixTime;
 use crate::crypto;
+use crate::domain::LoginFailures;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::LoginFailures;
 
 /// Per-address limit as a multiple of the per-account one.
 const IP_LIMIT_FACTOR: i64 = 4;

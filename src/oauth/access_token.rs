@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::client::Client;
-use super::scope::ScopeSet;
 use crate::clock::UnixTime;
 use crate::crypto;
+use crate::domain::Client;
+use crate::domain::scope::ScopeSet;
 use crate::error::AppError;
 use crate::jose::SigningAlg;
 use crate::state::AppState;

@@ -3,16 +3,17 @@
 
 use std::sync::Arc;
 
-use super::client::{Client, GRANT_AUTHORIZATION_CODE};
 use super::pkce;
 use super::redirect;
 use super::request::FormParams;
-use super::scope::ScopeSet;
 use crate::auth::session::LoginSession;
 use crate::crypto;
+use crate::domain::Client;
+use crate::domain::client::GRANT_AUTHORIZATION_CODE;
+use crate::domain::scope::ScopeSet;
+use crate::domain::{AuthorizationCode, Grant};
 use crate::error::{AppError, ErrorCode, OAuthError};
 use crate::state::AppState;
-use crate::store::{AuthorizationCode, Grant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseMode {
@@ -349,9 +350,7 @@ async fn needs_consent(
     else {
         return Ok(true);
     };
-    Ok(!req
-        .scope
-        .is_subset(&ScopeSet::parse(&granted).unwrap_or_default()))
+    Ok(!req.scope.is_subset(&granted))
 }
 
 /// The person's answer on the consent page.
@@ -371,7 +370,6 @@ pub async fn answer_consent(
         .store
         .consent(&login.sub, &req.client.client_id)
         .await?
-        .map(|s| ScopeSet::parse(&s).unwrap_or_default())
         .unwrap_or_default();
     let remembered = previous.union(&req.scope);
     state
@@ -379,7 +377,7 @@ pub async fn answer_consent(
         .save_consent(
             &login.sub,
             &req.client.client_id,
-            &remembered.to_string(),
+            &remembered,
             state.clock.now(),
         )
         .await?;
@@ -398,7 +396,7 @@ async fn issue_code(
         grant_id: crypto::random_token(),
         client_id: req.client.client_id.clone(),
         sub: login.sub.clone(),
-        scope: req.scope.to_string(),
+        scope: req.scope.clone(),
         auth_time: login.auth_time,
         sid: Some(login.sid.clone()),
         created_at: now,

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::client::{Client, TokenEndpointAuthMethod};
 use super::request::FormParams;
 use crate::crypto;
+use crate::domain::{Client, TokenEndpointAuthMethod};
 use crate::error::{AppError, OAuthError};
 use crate::state::AppState;
 

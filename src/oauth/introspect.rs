@@ -3,11 +3,11 @@
 use serde_json::{Value, json};
 
 use super::access_token;
-use super::client::Client;
 use crate::crypto;
+use crate::domain::Client;
+use crate::domain::{Grant, RefreshToken};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::{Grant, RefreshToken};
 
 /// RFC 7662 §2.2. Anything we cannot vouch for (garbage, `alg: none`,
 /// expired, foreign, wrongly signed, revoked) is just `{"active": false}`.

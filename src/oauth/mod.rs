@@ -11,5 +11,4 @@ pub mod pkce;
 pub mod redirect;
 pub mod request;
 pub mod revoke;
-pub mod scope;
 pub mod token;

@@ -1,6 +1,6 @@
 //! Typed requests parsed from `application/x-www-form-urlencoded` bodies.
 
-use super::scope::ScopeSet;
+use crate::domain::scope::ScopeSet;
 use crate::error::OAuthError;
 
 /// Form parameters with the RFC 6749 rules applied: a parameter sent twice
@@ -78,9 +78,9 @@ pub enum TokenRequest {
 impl TokenRequest {
     pub fn grant_type(&self) -> &'static str {
         match self {
-            Self::AuthorizationCode { .. } => super::client::GRANT_AUTHORIZATION_CODE,
-            Self::RefreshToken { .. } => super::client::GRANT_REFRESH_TOKEN,
-            Self::ClientCredentials { .. } => super::client::GRANT_CLIENT_CREDENTIALS,
+            Self::AuthorizationCode { .. } => crate::domain::client::GRANT_AUTHORIZATION_CODE,
+            Self::RefreshToken { .. } => crate::domain::client::GRANT_REFRESH_TOKEN,
+            Self::ClientCredentials { .. } => crate::domain::client::GRANT_CLIENT_CREDENTIALS,
         }
     }
 

@@ -1,8 +1,8 @@
 //! Token revocation (RFC 7009).
 
 use super::access_token::{ACCESS_TOKEN_TYP, AccessTokenClaims};
-use super::client::Client;
 use crate::crypto;
+use crate::domain::Client;
 use crate::error::{AppError, OAuthError};
 use crate::state::AppState;
 

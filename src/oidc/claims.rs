@@ -2,8 +2,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::oauth::scope::ScopeSet;
-use crate::store::User;
+use crate::domain::User;
+use crate::domain::scope::ScopeSet;
 
 /// `profile` → name, preferred_username, updated_at;
 /// `email` → email, email_verified.

@@ -6,11 +6,11 @@ use serde_json::{Value, json};
 
 use super::claims::scope_claims;
 use crate::crypto;
+use crate::domain::Client;
+use crate::domain::scope::ScopeSet;
+use crate::domain::{Grant, User};
 use crate::error::AppError;
-use crate::oauth::client::Client;
-use crate::oauth::scope::ScopeSet;
 use crate::state::AppState;
-use crate::store::{Grant, User};
 
 /// OIDC Core §3.1.3.6: `at_hash` is the base64url of the left half of
 /// the SHA-256 of the access token (RS256 and ES256 both use SHA-256).

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::domain::Client;
 use crate::error::AppError;
-use crate::oauth::client::Client;
 use crate::oauth::request::FormParams;
 use crate::state::AppState;
 

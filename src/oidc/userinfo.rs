@@ -3,9 +3,9 @@
 use serde_json::{Value, json};
 
 use super::claims::scope_claims;
+use crate::domain::scope::ScopeSet;
 use crate::error::AppError;
 use crate::oauth::access_token;
-use crate::oauth::scope::ScopeSet;
 use crate::state::AppState;
 
 /// RFC 6750 §3.1 error codes of a bearer-protected resource.

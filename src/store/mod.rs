@@ -4,22 +4,19 @@
 
 mod migrate;
 pub mod postgres;
-pub mod records;
 pub mod session_store;
 mod sql;
 pub mod sqlite;
-
-pub use records::*;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::clock::UnixTime;
+use crate::domain::{Client, ScopeSet};
 use crate::jose::KeyError;
 use crate::jose::SigningKeyRecord;
 use crate::jose::rotation::KeyChanges;
-use crate::oauth::client::Client;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -129,13 +126,13 @@ pub trait GrantStore: Send + Sync {
 
 #[async_trait]
 pub trait ConsentStore: Send + Sync {
-    /// The scopes `sub` has granted `client_id`, space-separated.
-    async fn consent(&self, sub: &str, client_id: &str) -> Result<Option<String>, StoreError>;
+    /// The scopes `sub` has granted `client_id`.
+    async fn consent(&self, sub: &str, client_id: &str) -> Result<Option<ScopeSet>, StoreError>;
     async fn save_consent(
         &self,
         sub: &str,
         client_id: &str,
-        scope: &str,
+        scope: &ScopeSet,
         now: UnixTime,
     ) -> Result<(), StoreError>;
 }

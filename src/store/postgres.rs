@@ -11,6 +11,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use super::migrate::{self, run_migrations};
 use super::sql::*;
 use super::*;
+use crate::domain::*;
 
 /// Advisory lock id for schema and key changes ("tessera" in ASCII).
 const LOCK_ID: i64 = 0x0074_6573_7365_7261;

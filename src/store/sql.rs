@@ -2,11 +2,11 @@
 //! PostgreSQL both accept; the schema is the same on both. A backend type
 //! provides `pool` and `begin_locked()`, then invokes `sql_store!`.
 
+use crate::domain::{Client, ClientMetadata};
 use crate::jose::{KeyState, SigningAlg, SigningKeyRecord};
-use crate::oauth::client::{Client, ClientMetadata};
 
 use super::StoreError;
-use super::records::{AuthorizationCode, Grant, LoginFailures, RefreshToken, User};
+use crate::domain::{AuthorizationCode, Grant, LoginFailures, RefreshToken, User};
 
 pub(super) type ClientRow = (String, Option<String>, String, i64);
 
@@ -91,9 +91,10 @@ pub(super) type GrantRow = (
 pub(super) const GRANT_COLUMNS: &str =
     "grant_id, client_id, sub, scope, auth_time, sid, created_at, expires_at, revoked_at";
 
-pub(super) fn grant_from_row(row: GrantRow) -> Grant {
+pub(super) fn grant_from_row(row: GrantRow) -> Result<Grant, StoreError> {
     let (grant_id, client_id, sub, scope, auth_time, sid, created_at, expires_at, revoked_at) = row;
-    Grant {
+    let scope = scope_from_column(&scope, "grant", &grant_id)?;
+    Ok(Grant {
         grant_id,
         client_id,
         sub,
@@ -103,7 +104,17 @@ pub(super) fn grant_from_row(row: GrantRow) -> Grant {
         created_at,
         expires_at,
         revoked_at,
-    }
+    })
+}
+
+/// A stored scope that does not parse is corrupt data, never an empty scope.
+pub(super) fn scope_from_column(
+    text: &str,
+    what: &str,
+    id: &str,
+) -> Result<crate::domain::ScopeSet, StoreError> {
+    crate::domain::ScopeSet::parse(text)
+        .map_err(|e| StoreError::Corrupt(format!("{what} {id}: scope: {e}")))
 }
 
 pub(super) type CodeRow = (
@@ -468,7 +479,7 @@ macro_rules! sql_store {
                 .bind(&g.grant_id)
                 .bind(&g.client_id)
                 .bind(&g.sub)
-                .bind(&g.scope)
+                .bind(g.scope.to_string())
                 .bind(g.auth_time)
                 .bind(&g.sid)
                 .bind(g.created_at)
@@ -539,7 +550,7 @@ macro_rules! sql_store {
                 .bind(grant_id)
                 .fetch_optional(&self.pool)
                 .await?;
-                Ok(row.map(grant_from_row))
+                row.map(grant_from_row).transpose()
             }
 
             async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError> {
@@ -673,19 +684,27 @@ macro_rules! sql_store {
 
         #[async_trait::async_trait]
         impl ConsentStore for $store {
-            async fn consent(&self, sub: &str, client_id: &str) -> Result<Option<String>, StoreError> {
-                Ok(sqlx::query_scalar("SELECT scope FROM consents WHERE sub = $1 AND client_id = $2")
-                    .bind(sub)
-                    .bind(client_id)
-                    .fetch_optional(&self.pool)
-                    .await?)
+            async fn consent(
+                &self,
+                sub: &str,
+                client_id: &str,
+            ) -> Result<Option<crate::domain::ScopeSet>, StoreError> {
+                let scope: Option<String> =
+                    sqlx::query_scalar("SELECT scope FROM consents WHERE sub = $1 AND client_id = $2")
+                        .bind(sub)
+                        .bind(client_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                scope
+                    .map(|s| scope_from_column(&s, "consent of", client_id))
+                    .transpose()
             }
 
             async fn save_consent(
                 &self,
                 sub: &str,
                 client_id: &str,
-                scope: &str,
+                scope: &crate::domain::ScopeSet,
                 now: UnixTime,
             ) -> Result<(), StoreError> {
                 sqlx::query(
@@ -694,7 +713,7 @@ macro_rules! sql_store {
                 )
                 .bind(sub)
                 .bind(client_id)
-                .bind(scope)
+                .bind(scope.to_string())
                 .bind(now)
                 .execute(&self.pool)
                 .await?;

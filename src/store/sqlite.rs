@@ -11,6 +11,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use super::migrate::{self, run_migrations};
 use super::sql::*;
 use super::*;
+use crate::domain::*;
 
 pub struct SqliteStore {
     pool: SqlitePool,

@@ -18,9 +18,9 @@ use reqwest::header::{
 };
 use serde_json::Value;
 use tessera::clock::Clock;
+use tessera::domain::User;
 use tessera::jose::SigningAlg;
 use tessera::oauth::client::ClientRegistration;
-use tessera::store::User;
 
 use crate::harness::{Backend, TestServer, http, random_id};
 use crate::introspection::{is_active, payload_of, post_form};

@@ -4,8 +4,9 @@
 use oauth2::basic::BasicClient;
 use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use serde_json::Value;
+use tessera::domain::TokenEndpointAuthMethod;
 use tessera::jose::SigningAlg;
-use tessera::oauth::client::{ClientRegistration, TokenEndpointAuthMethod};
+use tessera::oauth::client::ClientRegistration;
 
 use crate::harness::{Backend, TestServer, http, verify_with_jwks};
 

@@ -9,8 +9,8 @@ use serde_json::Value;
 use tessera::auth::password::verify_password;
 use tessera::auth::throttle::{self, Locked, ThrottleDecision};
 use tessera::clock::Clock;
+use tessera::domain::{LoginFailures, User};
 use tessera::state::AppState;
-use tessera::store::{LoginFailures, User};
 
 use crate::harness::{Backend, TestServer, cli_on};
 

@@ -3,11 +3,11 @@
 
 use super::TokenResponse;
 use crate::crypto;
+use crate::domain::Client;
+use crate::domain::CodeRedemption;
 use crate::error::{AppError, OAuthError};
-use crate::oauth::client::Client;
 use crate::oauth::pkce;
 use crate::state::AppState;
-use crate::store::CodeRedemption;
 
 pub async fn grant(
     state: &AppState,

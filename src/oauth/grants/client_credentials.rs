@@ -2,10 +2,10 @@
 //! client comes from the cache and the token is a self-contained JWT.
 
 use super::TokenResponse;
+use crate::domain::Client;
+use crate::domain::scope::ScopeSet;
 use crate::error::{AppError, OAuthError};
 use crate::oauth::access_token::{self, Subject};
-use crate::oauth::client::Client;
-use crate::oauth::scope::ScopeSet;
 use crate::state::AppState;
 
 pub fn grant(

@@ -4,13 +4,14 @@
 
 use super::TokenResponse;
 use crate::crypto;
+use crate::domain::Client;
+use crate::domain::client::GRANT_REFRESH_TOKEN;
+use crate::domain::scope::ScopeSet;
+use crate::domain::{Grant, RefreshRotation, RefreshToken};
 use crate::error::{AppError, OAuthError};
 use crate::oauth::access_token::{self, Subject};
-use crate::oauth::client::{Client, GRANT_REFRESH_TOKEN};
-use crate::oauth::scope::ScopeSet;
 use crate::oidc::id_token::{self, IdTokenInput};
 use crate::state::AppState;
-use crate::store::{Grant, RefreshRotation, RefreshToken};
 
 pub async fn grant(
     state: &AppState,
@@ -37,9 +38,9 @@ pub async fn grant(
     }
     // RFC 6749 §6: a refresh may narrow the scope, never widen it. Checked
     // before rotating so that a bad request does not use the token up.
-    let granted = ScopeSet::parse(&grant.scope).unwrap_or_default();
+    let granted = &grant.scope;
     if let Some(requested) = &requested_scope
-        && let Some(extra) = requested.missing_from(&granted).next()
+        && let Some(extra) = requested.missing_from(granted).next()
     {
         return Err(OAuthError::invalid_scope(format!(
             "scope {extra:?} was not granted originally"
@@ -100,7 +101,7 @@ pub async fn respond(
         .user(&grant.sub)
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
-    let scope = narrowed.unwrap_or_else(|| ScopeSet::parse(&grant.scope).unwrap_or_default());
+    let scope = narrowed.unwrap_or_else(|| grant.scope.clone());
     let issued = access_token::issue(
         state,
         client,
@@ -128,9 +129,7 @@ pub async fn respond(
     };
     let refresh_token = if first_issue
         && client.allows_grant(GRANT_REFRESH_TOKEN)
-        && ScopeSet::parse(&grant.scope)
-            .unwrap_or_default()
-            .contains("offline_access")
+        && grant.scope.contains("offline_access")
     {
         let (token, record) = new_refresh_token(state, grant);
         state.store.insert_refresh_token(&record).await?;

@@ -1,5 +1,6 @@
 //! Rows of the browser flow: users, grants, codes, refresh tokens.
 
+use super::scope::ScopeSet;
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub struct Grant {
     pub grant_id: String,
     pub client_id: String,
     pub sub: String,
-    pub scope: String,
+    pub scope: ScopeSet,
     pub auth_time: UnixTime,
     /// The login session (OIDC `sid`) it was granted in.
     pub sid: Option<String>,

@@ -62,6 +62,28 @@ impl fmt::Display for ScopeSet {
     }
 }
 
+/// Stored and sent as the space-separated string; a stored value that does
+/// not parse is an error, never a silently empty scope.
+impl serde::Serialize for ScopeSet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ScopeSet {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ScopeSet::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::str::FromStr for ScopeSet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
 impl FromIterator<String> for ScopeSet {
     fn from_iter<I: IntoIterator<Item = String>>(iter: I) -> Self {
         Self(iter.into_iter().collect())

@@ -1,0 +1,112 @@
+//! A registered client and its RFC 7591 metadata, as stored.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixTime;
+use crate::domain::scope::ScopeSet;
+use crate::jose::SigningAlg;
+
+pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
+pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+
+/// Grant types a client may be registered for: what the token endpoint
+/// implements.
+pub const SUPPORTED_GRANT_TYPES: [&str; 3] = [
+    GRANT_AUTHORIZATION_CODE,
+    GRANT_REFRESH_TOKEN,
+    GRANT_CLIENT_CREDENTIALS,
+];
+
+/// RFC 7591 §2 `token_endpoint_auth_method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
+}
+
+impl TokenEndpointAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "client_secret_basic" => Some(Self::ClientSecretBasic),
+            "client_secret_post" => Some(Self::ClientSecretPost),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+}
+
+/// Client metadata as registered (RFC 7591 §2, OIDC Registration §2,
+/// RP-Initiated Logout §3.1), stored as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientMetadata {
+    pub client_name: String,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    #[serde(default)]
+    pub response_types: Vec<String>,
+    #[serde(default)]
+    pub scope: ScopeSet,
+    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_signed_response_alg: Option<SigningAlg>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_signed_response_alg: Option<SigningAlg>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// First-party client: the consent page is never shown.
+    #[serde(default)]
+    pub skip_consent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    pub client_id: String,
+    /// Hex SHA-256 of the secret; `None` for public clients.
+    pub secret_hash: Option<String>,
+    pub metadata: ClientMetadata,
+    pub created_at: UnixTime,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.metadata.token_endpoint_auth_method == TokenEndpointAuthMethod::None
+    }
+
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.metadata.grant_types.iter().any(|g| g == grant_type)
+    }
+
+    pub fn scopes(&self) -> ScopeSet {
+        self.metadata.scope.clone()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.metadata.client_name
+    }
+
+    /// RFC 7591 §3.2.1 client information response. The plain secret is
+    /// only known (and shown) right after registration.
+    pub fn information_response(&self, secret: Option<&str>) -> serde_json::Value {
+        let mut value = serde_json::to_value(&self.metadata).unwrap_or_default();
+        value["client_id"] = self.client_id.clone().into();
+        value["client_id_issued_at"] = self.created_at.into();
+        if let Some(secret) = secret {
+            value["client_secret"] = secret.into();
+            // RFC 7591 §3.2.1: 0 means the secret does not expire.
+            value["client_secret_expires_at"] = 0.into();
+        }
+        value
+    }
+}

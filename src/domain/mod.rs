@@ -1,0 +1,12 @@
+//! The records Tessera stores and reasons about: clients, users, grants,
+//! codes, refresh tokens, scopes. Both the protocol code (`oauth`, `oidc`,
+//! `auth`) and the storage (`store`) use these; this module imports
+//! neither, so storage never depends on protocol code.
+
+pub mod client;
+pub mod records;
+pub mod scope;
+
+pub use client::{Client, ClientMetadata, TokenEndpointAuthMethod};
+pub use records::*;
+pub use scope::ScopeSet;

@@ -1,0 +1,1 @@
+//! Signing keys: list, rotate, import, export.
