@@ -11,8 +11,11 @@ use tessera::jose::rotation::KeyChanges;
 use tessera::jose::{KeyState, SigningAlg, SigningKeyRecord};
 use tessera::store::{self, SharedStore, StoreError};
 
+use reqwest::header::COOKIE;
+
 use crate::both_backends;
-use crate::harness::{Backend, TestDatabase, cli_on};
+use crate::browser::{self, AuthRequest, Browser};
+use crate::harness::{Backend, TestDatabase, cli_on, http};
 
 /// A second, plain connection to a test database, to read and damage the
 /// tables behind the store's back.
@@ -423,6 +426,41 @@ async fn the_session_table_holds_no_raw_session_id(backend: Backend) {
     raw.close().await;
 }
 
+async fn a_session_id_copied_from_the_database_signs_nobody_in(backend: Backend) {
+    let server = browser::start(backend).await;
+    browser::add_user(&server, "alice").await;
+    let rp = browser::rp(&server, browser::web_app()).await;
+    let person = Browser::new(&server);
+    person.code(&AuthRequest::new(&rp), "alice").await;
+    // Signed in: her browser gets the next code without a login page.
+    let again = person.authorize(&AuthRequest::new(&rp)).await;
+    assert!(again.callback().contains_key("code"));
+
+    let raw = Raw::open(&server.db).await;
+    let stored = raw.texts("SELECT id FROM sessions").await.unwrap();
+    raw.close().await;
+    assert!(!stored.is_empty());
+    for copied in stored.into_iter().flatten() {
+        // Whoever presents what the table holds is asked to sign in.
+        let mut url = server.url(&format!("/authorize?{}", AuthRequest::new(&rp).query()));
+        let page = loop {
+            let response = http()
+                .get(&url)
+                .header(COOKIE, format!("tessera_session={copied}"))
+                .send()
+                .await
+                .unwrap();
+            let r = Browser::read(response).await;
+            match r.location() {
+                Some(next) if next.starts_with('/') => url = server.url(next),
+                _ => break r,
+            }
+        };
+        assert!(page.is_login(), "{} {:?}", page.status, page.location());
+    }
+    server.stop().await;
+}
+
 both_backends!(
     interaction_is_read_back_until_it_expires,
     interaction_records_who_signed_in,
@@ -432,6 +470,7 @@ both_backends!(
     an_edited_applied_migration_is_refused,
     checksums_are_recorded_for_databases_that_predate_them,
     the_session_table_holds_no_raw_session_id,
+    a_session_id_copied_from_the_database_signs_nobody_in,
 );
 
 #[cfg(unix)]
