@@ -361,8 +361,8 @@ async fn an_edited_applied_migration_is_refused(backend: Backend) {
 
     // The operator sees it from the CLI: exit 1, the file named on stderr.
     let out = cli_on(&db.url, &["migrate"], None);
-    assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     assert!(stderr.contains(file), "{stderr}");
     raw.close().await;
 }
