@@ -16,32 +16,5 @@ pub mod service;
 pub mod state;
 pub mod store;
 
-use std::future::Future;
-
-use axum::Router;
-use tokio::net::TcpListener;
-
+pub use http::server::serve;
 pub use state::AppState;
-
-/// The whole HTTP application, for `serve` and for tests to mount.
-pub fn app(state: AppState) -> Router {
-    http::router(state)
-}
-
-/// Serves `state` on `listener` until `shutdown` resolves, then lets
-/// in-flight requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let background = state.spawn_background_tasks();
-    let result = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
-    background.abort();
-    result
-}

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod attacks;
 mod browser;
 mod cli;
 mod client_credentials;
