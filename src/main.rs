@@ -1,6 +1,13 @@
 //! The `tessera` command line: serve, and manage users, clients and keys
 //! against the same database a running server uses.
 
+// The lint policy of lib.rs (see there for why); this is its own crate root.
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used)]
+#![deny(clippy::expect_used)]
+#![deny(clippy::panic)]
+#![deny(clippy::await_holding_lock)]
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -12,4 +12,5 @@ mod discovery;
 mod hardening;
 mod introspection;
 mod keys;
+mod layers;
 mod users;
