@@ -93,8 +93,13 @@ enum ClientCommand {
         name: String,
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
-        #[arg(long = "grant-type")]
+        /// A grant type from the token endpoint's registry (repeatable).
+        #[arg(long = "grant-type", value_parser = parse_grant_type)]
         grant_types: Vec<String>,
+        /// `code` (default with the authorization_code grant) or `id_token`
+        /// (sign-in only, answered by form_post).
+        #[arg(long = "response-type")]
+        response_types: Vec<String>,
         /// Space-separated scopes the client may request.
         #[arg(long)]
         scope: Option<String>,
@@ -133,6 +138,19 @@ enum KeysCommand {
     List,
     /// Rotate now: the next key starts signing, a new next key is made.
     Rotate,
+}
+
+/// A grant type from the grant registry.
+fn parse_grant_type(s: &str) -> Result<String, String> {
+    match tessera::oauth::grants::find(s) {
+        Ok(grant) => Ok(grant.grant_type().to_string()),
+        Err(_) => Err(format!(
+            "{s:?} is not one of {}",
+            tessera::oauth::grants::grant_types()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// A name from the client-authentication registry.
@@ -372,6 +390,7 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
             name,
             redirect_uris,
             grant_types,
+            response_types,
             scope,
             public,
             token_endpoint_auth_method,
@@ -384,6 +403,7 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
                 client_name: name,
                 redirect_uris,
                 grant_types,
+                response_types,
                 scope,
                 public,
                 token_endpoint_auth_method,

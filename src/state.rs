@@ -114,6 +114,7 @@ impl AppState {
             clients: &self.clients,
             consents: &*self.store,
             grants: &*self.store,
+            users: &*self.store,
         }
     }
 
