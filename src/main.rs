@@ -1,22 +1,30 @@
 //! The `tessera` command line: serve, and manage users, clients and keys
 //! against the same database a running server uses.
 
+// The lint policy of lib.rs (see there for why); this is its own crate root.
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used)]
+#![deny(clippy::expect_used)]
+#![deny(clippy::panic)]
+#![deny(clippy::await_holding_lock)]
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use tessera::auth::password;
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
-use tessera::domain::User;
 use tessera::jose::SigningAlg;
 use tessera::jose::keys::SigningKeyRecord;
 use tessera::jose::rotation::Trigger;
-use tessera::oauth::client::{self, ClientRegistration};
+use tessera::oauth::client::ClientRegistration;
+use tessera::service::audit::{Actor, LogAuditSink};
+use tessera::service::users::{self, NewUser};
+use tessera::service::{ServiceError, clients};
 use tessera::state::{self, AppState};
-use tessera::store::{self, SharedStore, StoreError};
+use tessera::store::{self, SharedStore};
 
 #[derive(Parser)]
 #[command(
@@ -85,8 +93,13 @@ enum ClientCommand {
         name: String,
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
-        #[arg(long = "grant-type")]
+        /// A grant type from the token endpoint's registry (repeatable).
+        #[arg(long = "grant-type", value_parser = parse_grant_type)]
         grant_types: Vec<String>,
+        /// `code` (default with the authorization_code grant) or `id_token`
+        /// (sign-in only, answered by form_post).
+        #[arg(long = "response-type")]
+        response_types: Vec<String>,
         /// Space-separated scopes the client may request.
         #[arg(long)]
         scope: Option<String>,
@@ -125,6 +138,19 @@ enum KeysCommand {
     List,
     /// Rotate now: the next key starts signing, a new next key is made.
     Rotate,
+}
+
+/// A grant type from the grant registry.
+fn parse_grant_type(s: &str) -> Result<String, String> {
+    match tessera::oauth::grants::find(s) {
+        Ok(grant) => Ok(grant.grant_type().to_string()),
+        Err(_) => Err(format!(
+            "{s:?} is not one of {}",
+            tessera::oauth::grants::grant_types()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// A name from the client-authentication registry.
@@ -261,25 +287,16 @@ fn print_json(value: &serde_json::Value) -> Result<(), Failure> {
     Ok(())
 }
 
-const MAX_USERNAME_CHARS: usize = 64;
-
-/// 1–64 characters, none of them whitespace or control characters.
-fn validate_username(username: &str) -> Result<(), Failure> {
-    let chars = username.chars().count();
-    if chars == 0 || chars > MAX_USERNAME_CHARS {
-        return Err(Failure::Usage(format!(
-            "a username has 1 to {MAX_USERNAME_CHARS} characters"
-        )));
+/// Maps a service's refusal to exit code 2 (the caller's input) and its
+/// failures to exit code 1. Every service call goes through this: the
+/// blanket `From` above would make any error exit 1.
+fn service_failure(e: ServiceError) -> Failure {
+    match e {
+        ServiceError::Invalid(reason)
+        | ServiceError::NotFound(reason)
+        | ServiceError::Conflict(reason) => Failure::Usage(reason),
+        ServiceError::Internal(source) => Failure::Other(source.to_string()),
     }
-    if username
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(Failure::Usage(
-            "a username contains no spaces or control characters".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// The whole of standard input minus one trailing newline; never empty.
@@ -300,13 +317,6 @@ fn read_password_stdin() -> Result<String, Failure> {
     Ok(password.to_string())
 }
 
-async fn find_user(store: &SharedStore, username: &str) -> Result<User, Failure> {
-    store
-        .user_by_username(username)
-        .await?
-        .ok_or_else(|| Failure::Usage(format!("no user named {username:?}")))
-}
-
 async fn user_command(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
     // Check what can be checked before touching the database or stdin.
     if let UserCommand::Add {
@@ -315,7 +325,7 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<(), Failure> 
         ..
     } = &cmd
     {
-        validate_username(username)?;
+        users::validate_username(username).map_err(service_failure)?;
         if !password_stdin {
             return Err(Failure::Usage(
                 "--password-stdin is required: pipe the password on standard input".into(),
@@ -323,6 +333,8 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<(), Failure> 
         }
     }
     let store = store::connect(&config.database_url).await?;
+    let store = store.as_ref();
+    let (clock, audit, actor) = (&SystemClock, &LogAuditSink, &Actor::Cli);
     match cmd {
         UserCommand::Add {
             username,
@@ -331,72 +343,54 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<(), Failure> 
             ..
         } => {
             let password = read_password_stdin()?;
-            let password_hash = password::hash_password(password).await?;
-            let now = SystemClock.now();
-            let user = User {
-                sub: tessera::crypto::random_token(),
+            let new = NewUser {
                 username,
-                password_hash,
+                password,
                 email,
                 name,
-                created_at: now,
-                updated_at: now,
             };
-            match store.insert_user(&user).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict(reason)) => return Err(Failure::Usage(reason)),
-                Err(e) => return Err(e.into()),
-            }
+            let user = users::add(store, clock, audit, actor, new)
+                .await
+                .map_err(service_failure)?;
             print_json(&serde_json::json!({ "sub": user.sub, "username": user.username }))
         }
         UserCommand::List => {
-            let users = store.users().await?;
-            print_json(&serde_json::Value::Array(
-                users
-                    .iter()
-                    .map(|u| {
-                        serde_json::json!({
-                            "sub": u.sub,
-                            "username": u.username,
-                            "email": u.email,
-                            "name": u.name,
-                            "created_at": u.created_at,
-                        })
-                    })
-                    .collect(),
-            ))
+            let all = users::list(store).await.map_err(service_failure)?;
+            print_json(&serde_json::to_value(all)?)
         }
         UserCommand::Delete { username } => {
-            let user = find_user(&store, &username).await?;
-            if store.delete_user(&user.sub, SystemClock.now()).await? {
-                print_json(&serde_json::json!({ "deleted": user.sub }))
-            } else {
-                Err(Failure::Usage(format!("no user named {username:?}")))
-            }
+            let user = users::find_by_username(store, &username)
+                .await
+                .map_err(service_failure)?;
+            users::delete(store, clock, audit, actor, &user)
+                .await
+                .map_err(service_failure)?;
+            print_json(&serde_json::json!({ "deleted": user.sub }))
         }
         UserCommand::Passwd { username, .. } => {
-            let user = find_user(&store, &username).await?;
+            // An unknown name is refused before the password is asked for.
+            let user = users::find_by_username(store, &username)
+                .await
+                .map_err(service_failure)?;
             let password = read_password_stdin()?;
-            let hash = password::hash_password(password).await?;
-            if store
-                .set_password(&user.sub, &hash, SystemClock.now())
-                .await?
-            {
-                print_json(&serde_json::json!({ "sub": user.sub, "username": user.username }))
-            } else {
-                Err(Failure::Usage(format!("no user named {username:?}")))
-            }
+            users::set_password(store, clock, audit, actor, &user, password)
+                .await
+                .map_err(service_failure)?;
+            print_json(&serde_json::json!({ "sub": user.sub, "username": user.username }))
         }
     }
 }
 
 async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failure> {
     let store = store::connect(&config.database_url).await?;
+    let store = store.as_ref();
+    let (clock, audit, actor) = (&SystemClock, &LogAuditSink, &Actor::Cli);
     match cmd {
         ClientCommand::Add {
             name,
             redirect_uris,
             grant_types,
+            response_types,
             scope,
             public,
             token_endpoint_auth_method,
@@ -409,6 +403,7 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
                 client_name: name,
                 redirect_uris,
                 grant_types,
+                response_types,
                 scope,
                 public,
                 token_endpoint_auth_method,
@@ -417,30 +412,28 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
                 post_logout_redirect_uris,
                 skip_consent,
             };
-            let (client, secret) = client::register(registration, SystemClock.now())
-                .map_err(|e| Failure::Usage(e.to_string()))?;
-            store.insert_client(&client).await?;
-            print_json(&client.information_response(secret.as_deref()))
+            let registered = clients::register(store, clock, audit, actor, registration)
+                .await
+                .map_err(service_failure)?;
+            print_json(&registered.information_response())
         }
         ClientCommand::List => {
-            let clients = store.clients().await?;
+            let all = clients::list(store).await.map_err(service_failure)?;
             print_json(&serde_json::Value::Array(
-                clients
-                    .iter()
-                    .map(|c| c.information_response(None))
-                    .collect(),
+                all.iter().map(|c| c.information_response(None)).collect(),
             ))
         }
-        ClientCommand::Show { client_id } => match store.client(&client_id).await? {
-            Some(c) => print_json(&c.information_response(None)),
-            None => Err(Failure::Usage(format!("no client with id {client_id:?}"))),
-        },
+        ClientCommand::Show { client_id } => {
+            let client = clients::show(store, &client_id)
+                .await
+                .map_err(service_failure)?;
+            print_json(&client.information_response(None))
+        }
         ClientCommand::Delete { client_id } => {
-            if store.delete_client(&client_id).await? {
-                print_json(&serde_json::json!({ "deleted": client_id }))
-            } else {
-                Err(Failure::Usage(format!("no client with id {client_id:?}")))
-            }
+            clients::delete(store, clock, audit, actor, &client_id)
+                .await
+                .map_err(service_failure)?;
+            print_json(&serde_json::json!({ "deleted": client_id }))
         }
     }
 }

@@ -182,7 +182,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// The value of the first `marker"…"` in `html`, unescaped.
-fn attr_after(html: &str, marker: &str) -> Option<String> {
+pub(crate) fn attr_after(html: &str, marker: &str) -> Option<String> {
     let start = html.find(marker)? + marker.len();
     let end = html[start..].find('"')? + start;
     Some(unescape(&html[start..end]))

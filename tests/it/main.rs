@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod attacks;
 mod browser;
 mod cli;
 mod client_credentials;
@@ -11,5 +12,6 @@ mod discovery;
 mod hardening;
 mod introspection;
 mod keys;
+mod layers;
 mod store;
 mod users;
