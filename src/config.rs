@@ -94,6 +94,9 @@ pub struct LoginConfig {
     /// Each failed sign-in is answered this much later, times the number
     /// of recent failures (capped at 4x), to slow down guessing.
     pub failure_delay_ms: u64,
+    /// How long a person has to finish signing in and consenting once an
+    /// authorization request needs them (the stored interaction's life).
+    pub interaction_ttl_secs: i64,
 }
 
 impl Default for Config {
@@ -155,6 +158,7 @@ impl Default for LoginConfig {
             failure_window_secs: 900,
             lockout_secs: 300,
             failure_delay_ms: 250,
+            interaction_ttl_secs: 1800,
         }
     }
 }
@@ -237,6 +241,10 @@ impl Config {
             ("login.max_failures", self.login.max_failures),
             ("login.failure_window_secs", self.login.failure_window_secs),
             ("login.lockout_secs", self.login.lockout_secs),
+            (
+                "login.interaction_ttl_secs",
+                self.login.interaction_ttl_secs,
+            ),
         ] {
             if v <= 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));

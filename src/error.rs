@@ -1,12 +1,11 @@
 //! The error model. Protocol failures are `OAuthError`s carrying an RFC 6749
 //! §5.2 error code; everything else is internal, logged with the request id
 //! (the tracing span of the request) and answered with a generic body.
+//! These are plain types: only `http::error` maps them to status codes and
+//! responses.
 
 use std::borrow::Cow;
 use std::fmt;
-
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 
 use crate::jose::KeyError;
 use crate::store::StoreError;
@@ -99,17 +98,6 @@ impl OAuthError {
         Self::new(ErrorCode::UnauthorizedClient, d)
     }
 
-    /// RFC 6749 §5.2: 401 for a failed client authentication, 5xx for our
-    /// own failures, 400 for everything else.
-    pub fn status(&self) -> StatusCode {
-        match self.code {
-            ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
-            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "error": self.code.as_str(),
@@ -133,37 +121,5 @@ pub enum AppError {
 impl AppError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::Internal(message.into())
-    }
-}
-
-/// A JSON error response per RFC 6749 §5.2, never cached.
-pub fn oauth_error_response(err: &OAuthError) -> Response {
-    let mut response = (err.status(), axum::Json(err.to_json())).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    if err.code == ErrorCode::InvalidClient {
-        // RFC 6749 §5.2: a 401 names the authentication scheme the client can use.
-        headers.insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"tessera\""),
-        );
-    }
-    response
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        match self {
-            AppError::OAuth(err) => oauth_error_response(&err),
-            other => {
-                // Runs inside the request's span, so the log line carries its id.
-                tracing::error!(error = %other, "internal error");
-                oauth_error_response(&OAuthError::new(
-                    ErrorCode::ServerError,
-                    "The server could not complete the request; the error was logged.",
-                ))
-            }
-        }
     }
 }

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod endpoints;
 pub mod error;
 pub mod http;
 pub mod jose;

@@ -10,7 +10,6 @@ use clap::{Parser, Subcommand};
 use tessera::auth::password;
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
-use tessera::domain::TokenEndpointAuthMethod;
 use tessera::domain::User;
 use tessera::jose::SigningAlg;
 use tessera::jose::rotation::Trigger;
@@ -95,7 +94,7 @@ enum ClientCommand {
         #[arg(long)]
         public: bool,
         #[arg(long, value_parser = parse_auth_method)]
-        token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
+        token_endpoint_auth_method: Option<String>,
         #[arg(long)]
         id_token_signed_response_alg: Option<SigningAlg>,
         #[arg(long)]
@@ -144,9 +143,17 @@ enum KeysCommand {
     ExportPublic,
 }
 
-fn parse_auth_method(s: &str) -> Result<TokenEndpointAuthMethod, String> {
-    TokenEndpointAuthMethod::parse(s)
-        .ok_or_else(|| format!("{s:?} is not one of client_secret_basic, client_secret_post, none"))
+/// A name from the client-authentication registry.
+fn parse_auth_method(s: &str) -> Result<String, String> {
+    match tessera::oauth::client_auth::find(s) {
+        Some(method) => Ok(method.name().to_string()),
+        None => Err(format!(
+            "{s:?} is not one of {}",
+            tessera::oauth::client_auth::method_names()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// Exit code 2: bad usage or input. Everything else that fails is 1.

@@ -1,34 +1,27 @@
 //! Shared server state: configuration, store, clock, the in-memory key set
 //! and the client cache, and the background work that keeps them fresh.
 
-use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::auth::signin::SignIn;
+use crate::auth::throttle::Throttle;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::domain::Client;
+use crate::endpoints::Endpoints;
 use crate::error::AppError;
 use crate::jose::rotation::{KeyChanges, RotationPolicy, Trigger};
 use crate::jose::{KeySet, MasterKey};
+use crate::oauth::access_token::RevocationCheck;
+use crate::oauth::authorize::AuthorizeContext;
+use crate::oauth::client_cache::ClientCache;
+use crate::oauth::grants::GrantContext;
+use crate::oauth::interaction::Interactions;
+use crate::oauth::tokens::Tokens;
+use crate::oidc::discovery;
 use crate::store::{ChangeVersions, SharedStore, StoreError};
-
-/// Cached client lookups. `generation` moves on every invalidation, so a
-/// lookup that raced with one does not put a stale client back.
-#[derive(Default)]
-struct ClientCache {
-    generation: u64,
-    entries: HashMap<String, Option<Arc<Client>>>,
-}
-
-/// Client ids we issue are 32 hex characters; anything much longer is junk
-/// that is neither looked up nor cached.
-const MAX_CLIENT_ID_LEN: usize = 128;
-
-/// Unknown client ids are cached too (so junk ids cost no query); past
-/// this many entries the cache starts over.
-const CLIENT_CACHE_LIMIT: usize = 10_000;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -37,9 +30,13 @@ pub struct Inner {
     pub config: Config,
     pub store: SharedStore,
     pub clock: SharedClock,
+    /// Every endpoint's URL, derived from the issuer once.
+    pub endpoints: Endpoints,
+    /// The discovery document, built once (it changes only with the config).
+    pub discovery: serde_json::Value,
+    pub clients: ClientCache,
     master_key: MasterKey,
     keys: RwLock<Arc<KeySet>>,
-    clients: RwLock<ClientCache>,
     versions: Mutex<ChangeVersions>,
 }
 
@@ -70,15 +67,77 @@ impl AppState {
         .await?;
         let records = store.signing_keys().await?;
         let key_set = KeySet::load(&records, &master_key)?;
+        let endpoints = Endpoints::for_issuer(&config.issuer);
+        let discovery = discovery::metadata(&endpoints, config.scopes.keys().map(String::as_str));
         Ok(Self(Arc::new(Inner {
+            endpoints,
+            discovery,
+            clients: ClientCache::new(store.clone()),
             config,
             store,
             clock,
             master_key,
             keys: RwLock::new(Arc::new(key_set)),
-            clients: RwLock::new(ClientCache::default()),
             versions: Mutex::new(versions),
         })))
+    }
+
+    /// Token signing and checking, for protocol code.
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens {
+            keys: self.keys(),
+            clock: &*self.clock,
+            issuer: &self.config.issuer,
+            settings: &self.config.tokens,
+        }
+    }
+
+    /// What the token endpoint's grants work with.
+    pub fn grant_context(&self) -> GrantContext<'_> {
+        GrantContext {
+            tokens: self.tokens(),
+            grants: &*self.store,
+            users: &*self.store,
+        }
+    }
+
+    pub fn authorize_context(&self) -> AuthorizeContext<'_> {
+        AuthorizeContext {
+            tokens: self.tokens(),
+            clients: &self.clients,
+            consents: &*self.store,
+            grants: &*self.store,
+        }
+    }
+
+    pub fn revocation_check(&self) -> RevocationCheck<'_> {
+        RevocationCheck {
+            revocations: &*self.store,
+            grants: &*self.store,
+        }
+    }
+
+    pub fn interactions(&self) -> Interactions<'_> {
+        Interactions {
+            store: &*self.store,
+            clients: &self.clients,
+            ttl_secs: self.config.login.interaction_ttl_secs,
+        }
+    }
+
+    pub fn throttle(&self) -> Throttle<'_> {
+        Throttle {
+            store: &*self.store,
+            clock: &*self.clock,
+            config: &self.config.login,
+        }
+    }
+
+    pub fn sign_in(&self) -> SignIn<'_> {
+        SignIn {
+            users: &*self.store,
+            throttle: self.throttle(),
+        }
     }
 
     /// The key set to sign and verify with right now.
@@ -91,28 +150,7 @@ impl AppState {
 
     /// A client by id, from the cache when possible.
     pub async fn client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
-        if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_LEN {
-            return Ok(None);
-        }
-        let generation = match self.clients.read() {
-            Ok(cache) => {
-                if let Some(entry) = cache.entries.get(client_id) {
-                    return Ok(entry.clone());
-                }
-                cache.generation
-            }
-            Err(_) => u64::MAX,
-        };
-        let client = self.store.client(client_id).await?.map(Arc::new);
-        if let Ok(mut cache) = self.clients.write()
-            && cache.generation == generation
-        {
-            if cache.entries.len() >= CLIENT_CACHE_LIMIT {
-                cache.entries.clear();
-            }
-            cache.entries.insert(client_id.to_string(), client.clone());
-        }
-        Ok(client)
+        self.clients.get(client_id).await
     }
 
     /// Runs the rotation schedule (or a manual rotation) against the store
@@ -141,11 +179,8 @@ impl AppState {
     pub async fn refresh_caches(&self) -> Result<(), AppError> {
         let latest = self.store.change_versions().await?;
         let previous = self.versions.lock().map(|v| *v).unwrap_or_default();
-        if latest.clients != previous.clients
-            && let Ok(mut cache) = self.clients.write()
-        {
-            cache.generation += 1;
-            cache.entries.clear();
+        if latest.clients != previous.clients {
+            self.clients.invalidate();
         }
         if latest.keys != previous.keys {
             // On failure the versions stay old, so the next poll retries.
@@ -202,6 +237,9 @@ impl AppState {
                         }
                         if let Err(e) = state.store.prune_sessions(now).await {
                             tracing::warn!(error = %e, "pruning sessions failed");
+                        }
+                        if let Err(e) = state.store.prune_interactions(now).await {
+                            tracing::warn!(error = %e, "pruning interactions failed");
                         }
                         let keep = state.config.longest_token_lifetime();
                         if let Err(e) = state.store.prune_grants(now, keep).await {

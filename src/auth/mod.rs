@@ -1,6 +1,7 @@
-//! People: password hashing, login throttling, sessions and CSRF.
+//! People: password hashing, the sign-in service, login throttling, and
+//! what a login session holds.
 
-pub mod csrf;
 pub mod password;
 pub mod session;
+pub mod signin;
 pub mod throttle;

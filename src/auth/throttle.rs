@@ -26,11 +26,20 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::clock::UnixTime;
+use crate::config::LoginConfig;
 use crate::crypto;
 use crate::domain::LoginFailures;
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::store::LoginThrottleStore;
+
+/// What the throttle works with: its counters, the clock, the settings.
+pub struct Throttle<'a> {
+    pub store: &'a dyn LoginThrottleStore,
+    pub clock: &'a dyn Clock,
+    pub config: &'a LoginConfig,
+}
 
 /// Per-address limit as a multiple of the per-account one.
 const IP_LIMIT_FACTOR: i64 = 4;
@@ -72,13 +81,16 @@ pub struct Attempt {
 /// Whether a sign-in for `username` from `ip` would be refused now because
 /// a lock is running. Reads only.
 pub async fn check(
-    state: &AppState,
+    throttle: &Throttle<'_>,
     username: &str,
     ip: IpAddr,
 ) -> Result<ThrottleDecision, AppError> {
-    let now = state.clock.now();
-    let account = state.store.login_failures(&account_key(username)).await?;
-    let address = state.store.login_failures(&address_key(ip)).await?;
+    let now = throttle.clock.now();
+    let account = throttle
+        .store
+        .login_failures(&account_key(username))
+        .await?;
+    let address = throttle.store.login_failures(&address_key(ip)).await?;
     Ok(decide(now, &[account, address]))
 }
 
@@ -86,36 +98,36 @@ pub async fn check(
 /// `Err(Locked)` when either is locked or this attempt went past a limit
 /// (which locks that key): the password must not be checked.
 pub async fn begin_attempt(
-    state: &AppState,
+    throttle: &Throttle<'_>,
     username: &str,
     ip: IpAddr,
 ) -> Result<Result<Attempt, Locked>, AppError> {
-    if let ThrottleDecision::Locked { retry_after_secs } = check(state, username, ip).await? {
+    if let ThrottleDecision::Locked { retry_after_secs } = check(throttle, username, ip).await? {
         return Ok(Err(Locked { retry_after_secs }));
     }
-    let cfg = &state.config.login;
-    let now = state.clock.now();
+    let cfg = throttle.config;
+    let now = throttle.clock.now();
     let account_key = account_key(username);
     let address_key = address_key(ip);
-    let account = state
+    let account = throttle
         .store
         .count_login_attempt(&account_key, now, cfg.failure_window_secs)
         .await?;
-    let address = state
+    let address = throttle
         .store
         .count_login_attempt(&address_key, now, cfg.failure_window_secs)
         .await?;
 
     let mut refused: Option<i64> = None;
     for (key, counted, limit) in [
-        (&account_key, &account, account_limit(state)),
-        (&address_key, &address, address_limit(state)),
+        (&account_key, &account, account_limit(throttle)),
+        (&address_key, &address, address_limit(throttle)),
     ] {
         let retry = match classify(counted, now, limit) {
             Counted::Within => continue,
             // Locked by a concurrent attempt since the check above.
             Counted::Locked { retry_after_secs } => retry_after_secs,
-            Counted::OverLimit => lock(state, key, now).await?,
+            Counted::OverLimit => lock(throttle, key, now).await?,
         };
         refused = refused.max(Some(retry));
     }
@@ -134,30 +146,30 @@ pub async fn begin_attempt(
 /// reached its limit with this attempt, then waits `failure_delay_ms` times
 /// the count (at most four times). `Locked` when this failure locked a key.
 pub async fn attempt_failed(
-    state: &AppState,
+    throttle: &Throttle<'_>,
     attempt: &Attempt,
 ) -> Result<ThrottleDecision, AppError> {
-    let now = state.clock.now();
+    let now = throttle.clock.now();
     let mut locked: Option<i64> = None;
     for (key, failures, limit) in [
         (
             &attempt.account_key,
             attempt.account_failures,
-            account_limit(state),
+            account_limit(throttle),
         ),
         (
             &attempt.address_key,
             attempt.address_failures,
-            address_limit(state),
+            address_limit(throttle),
         ),
     ] {
         if failures >= limit {
-            locked = locked.max(Some(lock(state, key, now).await?));
+            locked = locked.max(Some(lock(throttle, key, now).await?));
         }
     }
 
     let delay = failure_delay_ms(
-        state.config.login.failure_delay_ms,
+        throttle.config.failure_delay_ms,
         attempt.account_failures.max(attempt.address_failures),
     );
     if delay > 0 {
@@ -172,9 +184,9 @@ pub async fn attempt_failed(
 
 /// Locks `key` for `login.lockout_secs` from `now` (starting its count
 /// over); the seconds until the lock ends.
-async fn lock(state: &AppState, key: &str, now: UnixTime) -> Result<i64, AppError> {
-    let lockout_secs = state.config.login.lockout_secs;
-    let locked = state
+async fn lock(throttle: &Throttle<'_>, key: &str, now: UnixTime) -> Result<i64, AppError> {
+    let lockout_secs = throttle.config.lockout_secs;
+    let locked = throttle
         .store
         .lock_login(key, now, now.saturating_add(lockout_secs))
         .await?;
@@ -185,28 +197,24 @@ async fn lock(state: &AppState, key: &str, now: UnixTime) -> Result<i64, AppErro
 /// was set meanwhile) and the address gets this attempt back. Only this
 /// attempt: a guesser spraying many accounts from the address gains nothing
 /// from also signing in to one of their own.
-pub async fn attempt_succeeded(state: &AppState, attempt: &Attempt) -> Result<(), AppError> {
-    state
+pub async fn attempt_succeeded(throttle: &Throttle<'_>, attempt: &Attempt) -> Result<(), AppError> {
+    throttle
         .store
-        .clear_login_failures(&attempt.account_key, state.clock.now())
+        .clear_login_failures(&attempt.account_key, throttle.clock.now())
         .await?;
-    state
+    throttle
         .store
         .return_login_attempt(&attempt.address_key)
         .await?;
     Ok(())
 }
 
-fn account_limit(state: &AppState) -> i64 {
-    state.config.login.max_failures
+fn account_limit(throttle: &Throttle<'_>) -> i64 {
+    throttle.config.max_failures
 }
 
-fn address_limit(state: &AppState) -> i64 {
-    state
-        .config
-        .login
-        .max_failures
-        .saturating_mul(IP_LIMIT_FACTOR)
+fn address_limit(throttle: &Throttle<'_>) -> i64 {
+    throttle.config.max_failures.saturating_mul(IP_LIMIT_FACTOR)
 }
 
 /// The throttle key of an account: bounded in length whatever the username

@@ -6,45 +6,8 @@ use crate::clock::UnixTime;
 use crate::domain::scope::ScopeSet;
 use crate::jose::SigningAlg;
 
-pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
-pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
-pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
-
-/// Grant types a client may be registered for: what the token endpoint
-/// implements.
-pub const SUPPORTED_GRANT_TYPES: [&str; 3] = [
-    GRANT_AUTHORIZATION_CODE,
-    GRANT_REFRESH_TOKEN,
-    GRANT_CLIENT_CREDENTIALS,
-];
-
-/// RFC 7591 §2 `token_endpoint_auth_method`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenEndpointAuthMethod {
-    ClientSecretBasic,
-    ClientSecretPost,
-    None,
-}
-
-impl TokenEndpointAuthMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientSecretBasic => "client_secret_basic",
-            Self::ClientSecretPost => "client_secret_post",
-            Self::None => "none",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "client_secret_basic" => Some(Self::ClientSecretBasic),
-            "client_secret_post" => Some(Self::ClientSecretPost),
-            "none" => Some(Self::None),
-            _ => None,
-        }
-    }
-}
+/// RFC 7591 §2: the `token_endpoint_auth_method` of a public client.
+pub const AUTH_METHOD_NONE: &str = "none";
 
 /// Client metadata as registered (RFC 7591 §2, OIDC Registration §2,
 /// RP-Initiated Logout §3.1), stored as JSON.
@@ -58,7 +21,9 @@ pub struct ClientMetadata {
     pub response_types: Vec<String>,
     #[serde(default)]
     pub scope: ScopeSet,
-    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
+    /// A name from the client-authentication registry
+    /// (`oauth::client_auth::REGISTRY`), checked at registration.
+    pub token_endpoint_auth_method: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token_signed_response_alg: Option<SigningAlg>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,7 +46,7 @@ pub struct Client {
 
 impl Client {
     pub fn is_public(&self) -> bool {
-        self.metadata.token_endpoint_auth_method == TokenEndpointAuthMethod::None
+        self.metadata.token_endpoint_auth_method == AUTH_METHOD_NONE
     }
 
     pub fn allows_grant(&self, grant_type: &str) -> bool {

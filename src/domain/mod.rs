@@ -7,6 +7,6 @@ pub mod client;
 pub mod records;
 pub mod scope;
 
-pub use client::{Client, ClientMetadata, TokenEndpointAuthMethod};
+pub use client::{Client, ClientMetadata};
 pub use records::*;
 pub use scope::ScopeSet;

@@ -90,3 +90,26 @@ pub struct LoginFailures {
     pub window_start: UnixTime,
     pub locked_until: Option<UnixTime>,
 }
+
+/// A validated authorization request waiting for the person (sign-in, consent, …):
+/// stored so every instance can continue it; forms carry only its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interaction {
+    /// 256-bit random handle, carried in the login/consent form URLs.
+    pub id: String,
+    pub client_id: String,
+    /// The validated request, serialised by the protocol layer (opaque to storage).
+    pub request: String,
+    /// SHA-256 of the browser-binding cookie value: only that browser may continue it.
+    pub browser_hash: String,
+    /// SHA-256 of the CSRF token its forms carry.
+    pub csrf_hash: String,
+    /// Set when someone signed in during this interaction.
+    pub sub: Option<String>,
+    pub auth_time: Option<UnixTime>,
+    /// Authentication methods (RFC 8176 values, e.g. "pwd"), space-separated when stored.
+    pub amr: Vec<String>,
+    pub acr: Option<String>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}

@@ -1,35 +1,44 @@
 //! GET and POST /authorize (RFC 6749 §4.1.1; OIDC Core §3.1.2.1 allows
-//! both), and the consent form, which posts back here with `decision`.
+//! both). A request that needs the person becomes a stored interaction
+//! (`oauth::interaction`); the login and consent forms carry only its id
+//! (`/authorize?interaction=ID`), bound to this browser.
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
+use super::browser::Binding;
 use super::pages::{self, ConsentPage, FormPostPage, LoginPage, ScopeView};
-use crate::auth::{csrf, session};
+use super::session;
+use crate::auth::session::LoginSession;
+use crate::endpoints::path;
 use crate::error::AppError;
-use crate::oauth::authorize::{
-    self, AuthorizationRequest, AuthorizationResponse, AuthorizeError, Decision, ResponseMode,
-};
+use crate::oauth::authorize::{self, AuthorizeError, Decision, Pending};
+use crate::oauth::interaction::{self, Interactions};
 use crate::oauth::request::FormParams;
+use crate::oauth::response::{AuthorizationResponse, ResponseMode};
 use crate::state::AppState;
+
+/// The query parameter that names a stored interaction.
+pub const INTERACTION_PARAM: &str = "interaction";
 
 pub async fn get(
     State(state): State<AppState>,
+    headers: HeaderMap,
     session: Session,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let query = query.unwrap_or_default();
-    match FormParams::parse(query.as_bytes()) {
-        Ok(params) => run(&state, &session, &params, &query).await,
+    match FormParams::parse(query.unwrap_or_default().as_bytes()) {
+        Ok(params) => run(&state, &headers, &session, &params).await,
         Err(e) => pages::bad_request(&e.description),
     }
 }
 
 pub async fn post(
     State(state): State<AppState>,
+    headers: HeaderMap,
     session: Session,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -38,13 +47,15 @@ pub async fn post(
         Ok(p) => p,
         Err(e) => return pages::bad_request(&e.description),
     };
-    let query = query.unwrap_or_default();
     if let Some(decision) = body_params.get("decision") {
-        return consent(&state, &session, &query, &body_params, decision).await;
+        let query = match FormParams::parse(query.unwrap_or_default().as_bytes()) {
+            Ok(p) => p,
+            Err(e) => return pages::bad_request(&e.description),
+        };
+        return consent(&state, &headers, &session, &query, &body_params, decision).await;
     }
     // A form-encoded authorization request: the parameters are the body.
-    let as_query = String::from_utf8_lossy(&body).into_owned();
-    run(&state, &session, &body_params, &as_query).await
+    run(&state, &headers, &session, &body_params).await
 }
 
 fn internal(e: AppError) -> Response {
@@ -55,48 +66,44 @@ fn internal(e: AppError) -> Response {
 pub async fn current_login(
     state: &AppState,
     session: &Session,
-) -> Result<Option<session::LoginSession>, AppError> {
+) -> Result<Option<LoginSession>, AppError> {
     let Some(login) = session::current(session).await? else {
         return Ok(None);
     };
     Ok(state.store.user(&login.sub).await?.map(|_| login))
 }
 
-pub async fn parse_or_respond(
+async fn run(
     state: &AppState,
+    headers: &HeaderMap,
+    session: &Session,
     params: &FormParams,
-) -> Result<AuthorizationRequest, Response> {
-    authorize::parse(state, params).await.map_err(|e| match e {
-        AuthorizeError::Page(message) => pages::error_page(
-            StatusCode::BAD_REQUEST,
-            "This request cannot continue",
-            &message,
-        ),
-        AuthorizeError::Redirect(response) => respond(response),
-        AuthorizeError::Internal(e) => internal(e),
-    })
-}
-
-async fn run(state: &AppState, session: &Session, params: &FormParams, query: &str) -> Response {
-    let req = match parse_or_respond(state, params).await {
-        Ok(r) => r,
-        Err(response) => return response,
+) -> Response {
+    if let Some(id) = params.get(INTERACTION_PARAM) {
+        return resume(state, headers, session, id).await;
+    }
+    let ctx = state.authorize_context();
+    let pending = match authorize::parse(&ctx, params).await {
+        Ok(p) => p,
+        Err(e) => return parse_error(e),
     };
     let result = async {
         let login = current_login(state, session).await?;
-        let decision = authorize::decide(state, &req, login).await?;
+        let decision = authorize::decide(&ctx, &pending, login, None).await?;
         Ok::<_, AppError>(match decision {
             Decision::Redirect(response) => respond(response),
-            Decision::Login => login_page(
-                &req,
-                csrf::token(session).await?,
-                query,
-                req.login_hint.clone().unwrap_or_default(),
-                None,
-                StatusCode::OK,
-            ),
-            Decision::Consent(login) => {
-                consent_page(state, &req, &login, csrf::token(session).await?, query).await?
+            Decision::Approved(login) => {
+                respond(authorize::issue_code(&ctx, &pending, &login).await?)
+            }
+            Decision::Login | Decision::Consent(_) => {
+                // The person must act: keep the request as an interaction.
+                let binding = Binding::of(headers);
+                let id = state
+                    .interactions()
+                    .begin(&pending, &binding.secret, state.clock.now())
+                    .await?;
+                let page = ask(state, &pending, &id, &binding.secret, decision).await?;
+                binding.set(page, state.config.issuer_is_https())
             }
         })
     }
@@ -104,10 +111,94 @@ async fn run(state: &AppState, session: &Session, params: &FormParams, query: &s
     result.unwrap_or_else(internal)
 }
 
+/// Continues interaction `id` (after sign-in, or a login page reloaded).
+async fn resume(state: &AppState, headers: &HeaderMap, session: &Session, id: &str) -> Response {
+    let result = async {
+        let interactions = state.interactions();
+        let browser = super::browser::secret(headers);
+        let Some(resumed) = interactions
+            .resume(id, browser.as_deref(), state.clock.now())
+            .await?
+        else {
+            return Ok(pages::form_expired());
+        };
+        let ctx = state.authorize_context();
+        let login = current_login(state, session).await?;
+        let decision = authorize::decide(
+            &ctx,
+            &resumed.pending,
+            login,
+            resumed.interaction.sub.as_deref(),
+        )
+        .await?;
+        let secret = browser.unwrap_or_default();
+        Ok::<_, AppError>(match decision {
+            Decision::Login | Decision::Consent(_) => {
+                ask(state, &resumed.pending, id, &secret, decision).await?
+            }
+            Decision::Redirect(response) => {
+                if !interactions.finish(id).await? {
+                    return Ok(pages::form_expired());
+                }
+                respond(response)
+            }
+            Decision::Approved(login) => {
+                // Exactly one request answers the client, whatever races.
+                if !interactions.finish(id).await? {
+                    return Ok(pages::form_expired());
+                }
+                respond(authorize::issue_code(&ctx, &resumed.pending, &login).await?)
+            }
+        })
+    }
+    .await;
+    result.unwrap_or_else(internal)
+}
+
+/// The login or consent page of interaction `id`.
+async fn ask(
+    state: &AppState,
+    pending: &Pending,
+    id: &str,
+    browser_secret: &str,
+    decision: Decision,
+) -> Result<Response, AppError> {
+    let csrf_token = interaction::csrf_token(browser_secret, id);
+    Ok(match decision {
+        Decision::Consent(login) => consent_page(state, pending, &login, csrf_token, id).await?,
+        _ => login_page(
+            pending,
+            csrf_token,
+            id,
+            pending.request.login_hint.clone().unwrap_or_default(),
+            None,
+            StatusCode::OK,
+        ),
+    })
+}
+
+/// The error page or error redirect for a request that did not validate.
+pub fn parse_error(e: AuthorizeError) -> Response {
+    match e {
+        AuthorizeError::Page(message) => pages::error_page(
+            StatusCode::BAD_REQUEST,
+            "This request cannot continue",
+            &message,
+        ),
+        AuthorizeError::Redirect(response) => respond(response),
+        AuthorizeError::Internal(e) => internal(e),
+    }
+}
+
+/// `/authorize?interaction=ID` or `/login?interaction=ID`.
+pub fn interaction_url(base: &str, id: &str) -> String {
+    format!("{base}?{INTERACTION_PARAM}={id}")
+}
+
 pub fn login_page(
-    req: &AuthorizationRequest,
+    pending: &Pending,
     csrf_token: String,
-    query: &str,
+    interaction_id: &str,
     username: String,
     error: Option<String>,
     status: StatusCode,
@@ -115,13 +206,13 @@ pub fn login_page(
     pages::render(
         status,
         &LoginPage {
-            client_name: Some(req.client.name().to_string()),
+            client_name: Some(pending.client.name().to_string()),
             username,
             error,
             csrf_token,
-            action: format!("/login?{query}"),
+            action: interaction_url(path::LOGIN, interaction_id),
         },
-        &[&req.target.redirect_uri],
+        &[&pending.request.target.redirect_uri],
     )
 }
 
@@ -142,10 +233,10 @@ fn describe_scope(state: &AppState, scope: &str) -> String {
 
 async fn consent_page(
     state: &AppState,
-    req: &AuthorizationRequest,
-    login: &session::LoginSession,
+    pending: &Pending,
+    login: &LoginSession,
     csrf_token: String,
-    query: &str,
+    interaction_id: &str,
 ) -> Result<Response, AppError> {
     let username = state
         .store
@@ -156,9 +247,10 @@ async fn consent_page(
     Ok(pages::render(
         StatusCode::OK,
         &ConsentPage {
-            client_name: req.client.name().to_string(),
+            client_name: pending.client.name().to_string(),
             username,
-            scopes: req
+            scopes: pending
+                .request
                 .scope
                 .iter()
                 .map(|s| ScopeView {
@@ -167,42 +259,52 @@ async fn consent_page(
                 })
                 .collect(),
             csrf_token,
-            action: format!("/authorize?{query}"),
+            action: interaction_url(path::AUTHORIZATION, interaction_id),
         },
-        &[&req.target.redirect_uri],
+        &[&pending.request.target.redirect_uri],
     ))
 }
 
+/// The consent form's answer, posted to `/authorize?interaction=ID`.
 async fn consent(
     state: &AppState,
+    headers: &HeaderMap,
     session: &Session,
-    query: &str,
+    query: &FormParams,
     body: &FormParams,
     decision: &str,
 ) -> Response {
     let result = async {
-        if !csrf::verify(session, body.get("csrf_token")).await? {
+        let Some(id) = query.get(INTERACTION_PARAM) else {
+            return Ok(pages::form_expired());
+        };
+        let interactions = state.interactions();
+        let browser = super::browser::secret(headers);
+        let Some(resumed) = interactions
+            .resume(id, browser.as_deref(), state.clock.now())
+            .await?
+        else {
+            return Ok(pages::form_expired());
+        };
+        let secret = browser.unwrap_or_default();
+        if !Interactions::csrf_matches(&resumed.interaction, &secret, body.get("csrf_token")) {
             return Ok(pages::form_expired());
         }
-        let params = match FormParams::parse(query.as_bytes()) {
-            Ok(p) => p,
-            Err(e) => return Ok(pages::bad_request(&e.description)),
-        };
-        let req = match parse_or_respond(state, &params).await {
-            Ok(r) => r,
-            Err(response) => return Ok(response),
-        };
-        let Some(login) = current_login(state, session).await? else {
-            // Signed out meanwhile: start over, through the login page.
-            return Ok(redirect_to(&format!("/authorize?{query}")));
-        };
         let allow = match decision {
             "allow" => true,
             "deny" => false,
             _ => return Ok(pages::bad_request("decision must be allow or deny")),
         };
-        Ok(respond(
-            authorize::answer_consent(state, &req, &login, allow).await?,
+        let Some(login) = current_login(state, session).await? else {
+            // Signed out meanwhile: continue through the login page.
+            return Ok(redirect_to(&interaction_url(path::AUTHORIZATION, id)));
+        };
+        if !interactions.finish(id).await? {
+            return Ok(pages::form_expired());
+        }
+        let ctx = state.authorize_context();
+        Ok::<_, AppError>(respond(
+            authorize::answer_consent(&ctx, &resumed.pending, &login, allow).await?,
         ))
     }
     .await;

@@ -5,9 +5,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
 
-use crate::oidc::discovery;
 use crate::state::AppState;
 
+/// Built once at start-up (`AppState::discovery`): it changes only with
+/// the configuration.
 pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
-    Json(discovery::metadata(&state.config))
+    Json(state.discovery.clone())
 }

@@ -7,8 +7,9 @@ use axum::extract::Request;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{ErrorCode, OAuthError, oauth_error_response};
-use crate::oauth::client_auth::{self, PresentedCredentials};
+use super::error::oauth_error_response;
+use crate::error::{ErrorCode, OAuthError};
+use crate::oauth::client_auth::{self, CredentialSource, PresentedCredentials};
 use crate::oauth::request::FormParams;
 
 /// A parsed `application/x-www-form-urlencoded` request with any client
@@ -69,8 +70,11 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             FormRejection(response)
         })?;
         let params = FormParams::parse(&body).map_err(reject)?;
-        let credentials =
-            client_auth::extract(authorization.as_deref(), &params).map_err(reject)?;
+        let credentials = client_auth::extract(&CredentialSource {
+            authorization: authorization.as_deref(),
+            params: &params,
+        })
+        .map_err(reject)?;
         Ok(Self {
             params,
             credentials,

@@ -14,7 +14,7 @@ pub async fn introspect(
 ) -> Result<Response, AppError> {
     // RFC 7662 §2.1: the caller must be authorized; we require a
     // confidential client's credentials.
-    let client = client_auth::authenticate(&state, form.credentials).await?;
+    let client = client_auth::authenticate(&state.clients, form.credentials).await?;
     if client.is_public() {
         return Err(
             OAuthError::invalid_client("introspection requires a confidential client").into(),
@@ -22,6 +22,6 @@ pub async fn introspect(
     }
     let token = form.params.require("token")?;
     Ok(no_store_json(
-        introspect::introspect(&state, &client, token).await?,
+        introspect::introspect(&state.tokens(), &state.revocation_check(), &client, token).await?,
     ))
 }

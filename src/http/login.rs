@@ -1,21 +1,23 @@
-//! POST /login: the login form. The authorization request rides along in
-//! the query string, so success simply returns to /authorize with it.
+//! POST /login?interaction=ID: the login form. The sign-in itself is the
+//! `auth::signin` service; this handler checks the form belongs to the
+//! interaction and this browser, and renders the outcome.
 
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tower_sessions::Session;
 
-use super::authorize::{login_page, parse_or_respond, redirect_to};
-use super::pages;
-use crate::auth::session::{self, LoginSession};
-use crate::auth::throttle::{self, Locked, ThrottleDecision};
-use crate::auth::{csrf, password};
+use super::authorize::{INTERACTION_PARAM, interaction_url, login_page, redirect_to};
+use super::{browser, pages, session};
+use crate::auth::session::LoginSession;
+use crate::auth::signin::{AMR_PASSWORD, SignInOutcome};
 use crate::crypto;
+use crate::endpoints::path;
 use crate::error::AppError;
+use crate::oauth::interaction::Interactions;
 use crate::oauth::request::FormParams;
 use crate::state::AppState;
 
@@ -33,112 +35,80 @@ fn locked_message(retry_after_secs: i64) -> String {
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     session: Session,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let query = query.unwrap_or_default();
     let result = async {
         let form = match FormParams::parse(&body) {
             Ok(f) => f,
-            Err(e) => {
-                return Ok(pages::bad_request(&e.description));
-            }
+            Err(e) => return Ok(pages::bad_request(&e.description)),
         };
-        let params = match FormParams::parse(query.as_bytes()) {
+        let query = match FormParams::parse(query.unwrap_or_default().as_bytes()) {
             Ok(p) => p,
-            Err(e) => {
-                return Ok(pages::bad_request(&e.description));
-            }
+            Err(e) => return Ok(pages::bad_request(&e.description)),
         };
-        let req = match parse_or_respond(&state, &params).await {
-            Ok(r) => r,
-            Err(response) => return Ok(response),
+        let Some(id) = query.get(INTERACTION_PARAM) else {
+            return Ok(pages::form_expired());
         };
-        if !csrf::verify(&session, form.get("csrf_token")).await? {
+        let now = state.clock.now();
+        let interactions = state.interactions();
+        let secret = browser::secret(&headers);
+        let Some(resumed) = interactions.resume(id, secret.as_deref(), now).await? else {
+            return Ok(pages::form_expired());
+        };
+        let secret = secret.unwrap_or_default();
+        if !Interactions::csrf_matches(&resumed.interaction, &secret, form.get("csrf_token")) {
             return Ok(pages::form_expired());
         }
         let username = form.get("username").unwrap_or("").trim().to_string();
         let password = form.get("password").unwrap_or("").to_string();
-        let token = csrf::token(&session).await?;
         let page = |error: String, status| {
             login_page(
-                &req,
-                token.clone(),
-                &query,
+                &resumed.pending,
+                form.get("csrf_token").unwrap_or_default().to_string(),
+                id,
                 username.clone(),
                 Some(error),
                 status,
             )
         };
-        // Counted before the password is checked, so parallel guesses
-        // cannot outrun the limit.
-        let attempt = match throttle::begin_attempt(&state, &username, peer.ip()).await? {
-            Ok(attempt) => attempt,
-            Err(Locked { retry_after_secs }) => {
+        let user = match state
+            .sign_in()
+            .with_password(&username, password, peer.ip())
+            .await?
+        {
+            SignInOutcome::SignedIn(user) => user,
+            SignInOutcome::BadCredentials => {
+                return Ok(page(BAD_CREDENTIALS.into(), StatusCode::UNAUTHORIZED));
+            }
+            SignInOutcome::Locked { retry_after_secs } => {
                 return Ok(page(
                     locked_message(retry_after_secs),
                     StatusCode::TOO_MANY_REQUESTS,
                 ));
             }
         };
-        let user = if username.is_empty() {
-            None
-        } else {
-            state.store.user_by_username(&username).await?
-        };
-        // An unknown user costs one hash too, so timing reveals nothing.
-        let ok =
-            password::verify_password(user.as_ref().map(|u| u.password_hash.clone()), password)
-                .await;
-        let Some(user) = user.filter(|_| ok) else {
-            return Ok(match throttle::attempt_failed(&state, &attempt).await? {
-                ThrottleDecision::Locked { retry_after_secs } => page(
-                    locked_message(retry_after_secs),
-                    StatusCode::TOO_MANY_REQUESTS,
-                ),
-                ThrottleDecision::Allowed => page(BAD_CREDENTIALS.into(), StatusCode::UNAUTHORIZED),
-            });
-        };
-        throttle::attempt_succeeded(&state, &attempt).await?;
+        let auth_time = state.clock.now();
+        let amr = [AMR_PASSWORD.to_string()];
+        if !interactions
+            .record_login(id, &user.sub, auth_time, &amr, auth_time)
+            .await?
+        {
+            return Ok(pages::form_expired());
+        }
         session::sign_in(
             &session,
             &LoginSession {
                 sub: user.sub,
-                auth_time: state.clock.now(),
+                auth_time,
                 sid: crypto::random_token(),
             },
         )
         .await?;
-        Ok::<_, AppError>(redirect_to(&format!(
-            "/authorize?{}",
-            resume_query(&params)
-        )))
+        Ok::<_, AppError>(redirect_to(&interaction_url(path::AUTHORIZATION, id)))
     }
     .await;
     result.unwrap_or_else(|e| pages::internal_error("login failed", &e))
-}
-
-/// The request to resume after signing in: the sign-in that just happened
-/// satisfies `prompt=login` and any `max_age`, so neither may send the
-/// person back to this form (with `max_age=0` and a ticking clock it would
-/// loop). `auth_time` in the ID token still tells the client when it was.
-fn resume_query(params: &FormParams) -> String {
-    let pairs: Vec<(&str, String)> = params
-        .iter()
-        .filter_map(|(k, v)| {
-            if k == "max_age" {
-                None
-            } else if k == "prompt" {
-                let rest: Vec<&str> = v
-                    .split(' ')
-                    .filter(|p| *p != "login" && !p.is_empty())
-                    .collect();
-                (!rest.is_empty()).then(|| (k, rest.join(" ")))
-            } else {
-                Some((k, v.to_string()))
-            }
-        })
-        .collect();
-    serde_urlencoded::to_string(pairs).unwrap_or_default()
 }

@@ -8,7 +8,8 @@ use tower_sessions::Session;
 
 use super::authorize::redirect_to;
 use super::pages::{self, LoggedOutPage, LogoutPage};
-use crate::auth::{csrf, session};
+use super::{csrf, session};
+use crate::endpoints::path;
 use crate::error::AppError;
 use crate::oauth::request::FormParams;
 use crate::oidc::logout::{self, LogoutRequest};
@@ -39,7 +40,7 @@ async fn handle(
     is_post: bool,
 ) -> Response {
     let result = async {
-        let req = match logout::validate(state, &params).await? {
+        let req = match logout::validate(&state.tokens(), &state.clients, &params).await? {
             Ok(r) => r,
             Err(message) => {
                 return Ok(pages::error_page(
@@ -88,7 +89,7 @@ async fn handle(
             &LogoutPage {
                 client_name: req.client.as_ref().map(|c| c.name().to_string()),
                 csrf_token: csrf::token(session).await?,
-                action: "/logout".into(),
+                action: path::END_SESSION.into(),
                 hidden,
             },
             &targets,

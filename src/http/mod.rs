@@ -3,7 +3,10 @@
 
 pub mod assets;
 pub mod authorize;
+pub mod browser;
+pub mod csrf;
 pub mod discovery;
+pub mod error;
 pub mod form;
 pub mod introspect;
 pub mod jwks;
@@ -11,6 +14,8 @@ pub mod login;
 pub mod logout;
 pub mod pages;
 pub mod revoke;
+pub mod session;
+pub mod session_store;
 pub mod token;
 pub mod userinfo;
 
@@ -29,20 +34,14 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::error::{OAuthError, oauth_error_response};
+use crate::endpoints::path;
+use crate::error::OAuthError;
 use crate::state::AppState;
-use crate::store::session_store::TesseraSessionStore;
+use error::oauth_error_response;
+use session_store::TesseraSessionStore;
 
 /// Request bodies above this size are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-pub const JWKS_PATH: &str = "/jwks";
-pub const TOKEN_PATH: &str = "/token";
-pub const INTROSPECTION_PATH: &str = "/introspect";
-pub const REVOCATION_PATH: &str = "/revoke";
-pub const AUTHORIZATION_PATH: &str = "/authorize";
-pub const USERINFO_PATH: &str = "/userinfo";
-pub const END_SESSION_PATH: &str = "/logout";
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -62,11 +61,11 @@ pub fn router(state: AppState) -> Router {
     ));
     let browser = Router::new()
         .route(
-            AUTHORIZATION_PATH,
+            path::AUTHORIZATION,
             get(authorize::get).post(authorize::post),
         )
-        .route("/login", post(login::login))
-        .route(END_SESSION_PATH, get(logout::get).post(logout::post))
+        .route(path::LOGIN, post(login::login))
+        .route(path::END_SESSION, get(logout::get).post(logout::post))
         .layer(sessions);
     // What a browser-based client (a SPA with PKCE) calls cross-origin.
     // No cookies are involved, so any origin may call; /introspect is for
@@ -77,25 +76,19 @@ pub fn router(state: AppState) -> Router {
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(Duration::from_secs(3600));
     let api = Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            get(discovery::metadata),
-        )
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(discovery::metadata),
-        )
-        .route(JWKS_PATH, get(jwks::jwks))
-        .route(TOKEN_PATH, post(token::token))
-        .route(REVOCATION_PATH, post(revoke::revoke))
-        .route(USERINFO_PATH, get(userinfo::get).post(userinfo::post))
+        .route(path::OPENID_CONFIGURATION, get(discovery::metadata))
+        .route(path::OAUTH_AUTHORIZATION_SERVER, get(discovery::metadata))
+        .route(path::JWKS, get(jwks::jwks))
+        .route(path::TOKEN, post(token::token))
+        .route(path::REVOCATION, post(revoke::revoke))
+        .route(path::USERINFO, get(userinfo::get).post(userinfo::post))
         .layer(cors);
     Router::new()
         .merge(browser)
         .merge(api)
-        .route(INTROSPECTION_PATH, post(introspect::introspect))
-        .route("/static/tessera.css", get(assets::stylesheet))
-        .route("/static/form_post.js", get(assets::form_post_script))
+        .route(path::INTROSPECTION, post(introspect::introspect))
+        .route(path::STYLESHEET, get(assets::stylesheet))
+        .route(path::FORM_POST_SCRIPT, get(assets::form_post_script))
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -135,6 +128,3 @@ async fn not_found() -> impl IntoResponse {
     *response.status_mut() = StatusCode::NOT_FOUND;
     response
 }
-
-/// How long in-flight requests may take to finish after a shutdown signal.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

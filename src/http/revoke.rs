@@ -9,9 +9,16 @@ use crate::oauth::{client_auth, revoke};
 use crate::state::AppState;
 
 pub async fn revoke(State(state): State<AppState>, form: OAuthForm) -> Result<Response, AppError> {
-    let client = client_auth::authenticate(&state, form.credentials).await?;
+    let client = client_auth::authenticate(&state.clients, form.credentials).await?;
     let token = form.params.require("token")?;
-    revoke::revoke(&state, &client, token).await?;
+    revoke::revoke(
+        &state.tokens(),
+        &*state.store,
+        &*state.store,
+        &client,
+        token,
+    )
+    .await?;
     // RFC 7009 §2.2: 200 whether or not the token was valid.
     Ok(axum::http::StatusCode::OK.into_response())
 }

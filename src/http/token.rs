@@ -9,6 +9,12 @@ use crate::oauth::token;
 use crate::state::AppState;
 
 pub async fn token(State(state): State<AppState>, form: OAuthForm) -> Result<Response, AppError> {
-    let response = token::exchange(&state, form.credentials, &form.params).await?;
+    let response = token::exchange(
+        &state.grant_context(),
+        &state.clients,
+        form.credentials,
+        &form.params,
+    )
+    .await?;
     Ok(no_store_json(response))
 }

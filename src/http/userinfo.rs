@@ -81,7 +81,14 @@ async fn handle(state: &AppState, headers: &HeaderMap, form_token: Option<String
         (Some(t), None) | (None, Some(t)) => t,
         (None, None) => return bearer_error(BearerError::Missing),
     };
-    match userinfo::userinfo(state, &token).await {
+    let found = userinfo::userinfo(
+        &state.tokens(),
+        &state.revocation_check(),
+        &*state.store,
+        &token,
+    )
+    .await;
+    match found {
         Ok(Ok(claims)) => no_store_json(claims),
         Ok(Err(e)) => bearer_error(e),
         Err(e) => e.into_response(),

@@ -8,7 +8,8 @@ use crate::domain::Client;
 use crate::domain::scope::ScopeSet;
 use crate::error::AppError;
 use crate::jose::SigningAlg;
-use crate::state::AppState;
+use crate::oauth::tokens::Tokens;
+use crate::store::{GrantStore, RevocationStore};
 
 /// RFC 9068 §2.1: the `typ` header of a JWT access token.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -49,17 +50,17 @@ pub struct IssuedAccessToken {
 /// Signs an access token for `client` with the algorithm it registered
 /// (or the server default). Nothing is written anywhere.
 pub fn issue(
-    state: &AppState,
+    tokens: &Tokens<'_>,
     client: &Client,
     subject: Subject<'_>,
     scope: &ScopeSet,
 ) -> Result<IssuedAccessToken, AppError> {
-    let now = state.clock.now();
+    let now = tokens.now();
     let claims = AccessTokenClaims {
-        iss: state.config.issuer.clone(),
+        iss: tokens.issuer.to_string(),
         sub: subject.sub.to_string(),
-        aud: state.config.access_token_audience().to_string(),
-        exp: now + state.config.tokens.access_token_ttl_secs,
+        aud: tokens.audience().to_string(),
+        exp: now + tokens.settings.access_token_ttl_secs,
         iat: now,
         jti: crypto::random_token(),
         client_id: client.client_id.clone(),
@@ -67,42 +68,59 @@ pub fn issue(
         auth_time: subject.auth_time,
         grant_id: subject.grant_id.map(str::to_string),
     };
-    let alg = access_token_alg(state, client);
-    let token = state.keys().sign(alg, ACCESS_TOKEN_TYP, &claims)?;
+    let alg = access_token_alg(tokens, client);
+    let token = tokens.keys.sign(alg, ACCESS_TOKEN_TYP, &claims)?;
     Ok(IssuedAccessToken { token, claims })
 }
 
-pub fn access_token_alg(state: &AppState, client: &Client) -> SigningAlg {
+pub fn access_token_alg(tokens: &Tokens<'_>, client: &Client) -> SigningAlg {
     client
         .metadata
         .access_token_signed_response_alg
-        .unwrap_or(state.config.tokens.default_access_token_alg)
+        .unwrap_or(tokens.settings.default_access_token_alg)
+}
+
+/// Where revocations are looked up: single tokens by `jti`, and the
+/// grants user tokens belong to.
+pub struct RevocationCheck<'a> {
+    pub revocations: &'a dyn RevocationStore,
+    pub grants: &'a dyn GrantStore,
 }
 
 /// Verifies an access token we issued and checks it was not revoked.
 pub async fn validate(
-    state: &AppState,
+    tokens: &Tokens<'_>,
+    revoked: &RevocationCheck<'_>,
     token: &str,
 ) -> Result<Option<AccessTokenClaims>, AppError> {
-    let now = state.clock.now();
-    let Some(claims) = state.keys().verify::<AccessTokenClaims>(
-        token,
-        ACCESS_TOKEN_TYP,
-        &state.config.issuer,
-        Some(now),
-    ) else {
+    let Some(claims) = verify_signature(tokens, token) else {
         return Ok(None);
     };
-    if state.store.is_access_token_revoked(&claims.jti).await? {
+    if revoked
+        .revocations
+        .is_access_token_revoked(&claims.jti)
+        .await?
+    {
         return Ok(None);
     }
     // A revoked grant (logout, reused refresh token, replayed code) takes
     // every access token issued under it along.
     if let Some(grant_id) = &claims.grant_id {
-        match state.store.grant(grant_id).await? {
+        match revoked.grants.grant(grant_id).await? {
             Some(grant) if grant.revoked_at.is_none() => {}
             _ => return Ok(None),
         }
     }
     Ok(Some(claims))
+}
+
+/// The claims of an unexpired access token signed by one of our keys,
+/// without the revocation check.
+pub fn verify_signature(tokens: &Tokens<'_>, token: &str) -> Option<AccessTokenClaims> {
+    tokens.keys.verify::<AccessTokenClaims>(
+        token,
+        ACCESS_TOKEN_TYP,
+        tokens.issuer,
+        Some(tokens.now()),
+    )
 }

@@ -1,82 +1,46 @@
 //! The authorization endpoint's logic (RFC 6749 §4.1.1, OIDC Core §3.1.2):
-//! validate the request, then decide Login | Consent | Redirect.
+//! validate the request once, then decide Login | Consent | Redirect. A
+//! request that needs the person is kept as an interaction
+//! (`oauth::interaction`) while they sign in and answer the consent page.
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
+use super::client_cache::ClientCache;
+use super::grants::authorization_code;
 use super::pkce;
 use super::redirect;
 use super::request::FormParams;
+use super::response::{AuthorizationResponse, RedirectTarget, ResponseMode, ResponseType};
+use super::tokens::Tokens;
 use crate::auth::session::LoginSession;
 use crate::crypto;
-use crate::domain::Client;
-use crate::domain::client::GRANT_AUTHORIZATION_CODE;
 use crate::domain::scope::ScopeSet;
-use crate::domain::{AuthorizationCode, Grant};
+use crate::domain::{AuthorizationCode, Client, Grant};
 use crate::error::{AppError, ErrorCode, OAuthError};
-use crate::state::AppState;
+use crate::oidc::logout::IdTokenHint;
+use crate::store::{ConsentStore, GrantStore, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResponseMode {
-    Query,
-    /// OAuth 2.0 Form Post Response Mode.
-    FormPost,
+/// What the authorization endpoint works with.
+pub struct AuthorizeContext<'a> {
+    pub tokens: Tokens<'a>,
+    pub clients: &'a ClientCache,
+    pub consents: &'a dyn ConsentStore,
+    pub grants: &'a dyn GrantStore,
 }
 
-/// Where and how a response goes back to the client.
-#[derive(Debug, Clone)]
-pub struct RedirectTarget {
-    pub redirect_uri: String,
-    pub mode: ResponseMode,
-    pub state: Option<String>,
-}
-
-/// The parameters of an authorization response, `iss` included (RFC 9207).
-#[derive(Debug)]
-pub struct AuthorizationResponse {
-    pub redirect_uri: String,
-    pub mode: ResponseMode,
-    pub params: Vec<(String, String)>,
-}
-
-impl RedirectTarget {
-    pub fn respond(
-        &self,
-        issuer: &str,
-        mut params: Vec<(String, String)>,
-    ) -> AuthorizationResponse {
-        if let Some(state) = &self.state {
-            params.push(("state".into(), state.clone()));
-        }
-        params.push(("iss".into(), issuer.to_string()));
-        AuthorizationResponse {
-            redirect_uri: self.redirect_uri.clone(),
-            mode: self.mode,
-            params,
-        }
-    }
-
-    pub fn error(&self, issuer: &str, err: &OAuthError) -> AuthorizationResponse {
-        self.respond(
-            issuer,
-            vec![
-                ("error".into(), err.code.as_str().into()),
-                ("error_description".into(), err.description.to_string()),
-            ],
-        )
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prompt {
     pub none: bool,
     pub login: bool,
     pub consent: bool,
 }
 
-/// A validated authorization request.
-#[derive(Debug, Clone)]
+/// A validated authorization request, as an interaction stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
-    pub client: Arc<Client>,
+    pub client_id: String,
     pub target: RedirectTarget,
     /// Whether `redirect_uri` was in the request (then the token request
     /// must repeat it).
@@ -90,6 +54,13 @@ pub struct AuthorizationRequest {
     /// The `sub` of a valid `id_token_hint`: only that user may be the
     /// answer (OIDC Core §3.1.2.1).
     pub hint_sub: Option<String>,
+}
+
+/// A validated request with its (cached) client.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub client: Arc<Client>,
+    pub request: AuthorizationRequest,
 }
 
 /// Longest `nonce` we store with a code.
@@ -110,26 +81,26 @@ impl From<AppError> for AuthorizeError {
     }
 }
 
-impl From<crate::store::StoreError> for AuthorizeError {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<StoreError> for AuthorizeError {
+    fn from(e: StoreError) -> Self {
         AuthorizeError::Internal(e.into())
     }
 }
 
 pub async fn parse(
-    state: &AppState,
+    ctx: &AuthorizeContext<'_>,
     params: &FormParams,
-) -> Result<AuthorizationRequest, AuthorizeError> {
-    let issuer = &state.config.issuer;
+) -> Result<Pending, AuthorizeError> {
+    let issuer = ctx.tokens.issuer;
     // 1. client_id and redirect_uri first: until both are trusted, errors
     //    are shown here, not redirected.
     let client_id = params
         .get("client_id")
         .ok_or_else(|| AuthorizeError::Page("The request has no client_id.".into()))?;
-    let client = state
-        .client(client_id)
-        .await?
-        .ok_or_else(|| AuthorizeError::Page("The application is not registered here.".into()))?;
+    let client =
+        ctx.clients.get(client_id).await?.ok_or_else(|| {
+            AuthorizeError::Page("The application is not registered here.".into())
+        })?;
     let requested_uri = params.get("redirect_uri");
     let redirect_uri = match requested_uri {
         Some(uri) => redirect::match_registered(&client.metadata.redirect_uris, uri)
@@ -150,9 +121,10 @@ pub async fn parse(
         },
     };
     let mode = match params.get("response_mode") {
-        None | Some("query") => Ok(ResponseMode::Query),
-        Some("form_post") => Ok(ResponseMode::FormPost),
-        Some(other) => Err(format!("response_mode {other:?} is not supported")),
+        None => Ok(ResponseMode::Query),
+        Some(m) => {
+            ResponseMode::parse(m).ok_or_else(|| format!("response_mode {m:?} is not supported"))
+        }
     };
     let target = RedirectTarget {
         redirect_uri,
@@ -167,18 +139,21 @@ pub async fn parse(
     if let Err(d) = mode {
         return Err(fail(ErrorCode::InvalidRequest, d));
     }
-    match params.get("response_type") {
-        Some("code") => {}
+    match params.get("response_type").map(ResponseType::parse) {
+        Some(Some(ResponseType::Code)) => {}
         None => {
             return Err(fail(
                 ErrorCode::InvalidRequest,
                 "response_type is required".into(),
             ));
         }
-        Some(other) => {
+        Some(None) => {
             return Err(fail(
                 ErrorCode::UnsupportedResponseType,
-                format!("response_type {other:?} is not supported; use code"),
+                format!(
+                    "response_type {:?} is not supported; use code",
+                    params.get("response_type").unwrap_or_default()
+                ),
             ));
         }
     }
@@ -194,7 +169,7 @@ pub async fn parse(
             "request_uri is not supported".into(),
         ));
     }
-    if !client.allows_grant(GRANT_AUTHORIZATION_CODE) {
+    if !client.allows_grant(authorization_code::GRANT_TYPE) {
         return Err(fail(
             ErrorCode::UnauthorizedClient,
             "this client is not registered for the authorization code grant".into(),
@@ -259,9 +234,10 @@ pub async fn parse(
     let hint_sub = match params.get("id_token_hint") {
         None => None,
         // An expired ID token still names the user (OIDC Core §3.1.2.1).
-        Some(t) => match state
-            .keys()
-            .verify::<crate::oidc::logout::IdTokenHint>(t, "JWT", issuer, None)
+        Some(t) => match ctx
+            .tokens
+            .keys
+            .verify::<IdTokenHint>(t, "JWT", issuer, None)
         {
             Some(hint) => Some(hint.sub),
             None => {
@@ -272,44 +248,57 @@ pub async fn parse(
             }
         },
     };
-    Ok(AuthorizationRequest {
+    Ok(Pending {
+        request: AuthorizationRequest {
+            client_id: client.client_id.clone(),
+            target,
+            redirect_uri_sent: requested_uri.is_some(),
+            scope,
+            nonce,
+            code_challenge,
+            prompt,
+            max_age,
+            login_hint: params.get("login_hint").map(str::to_string),
+            hint_sub,
+        },
         client,
-        target,
-        redirect_uri_sent: requested_uri.is_some(),
-        scope,
-        nonce,
-        code_challenge,
-        prompt,
-        max_age,
-        login_hint: params.get("login_hint").map(str::to_string),
-        hint_sub,
     })
 }
 
 pub enum Decision {
     Login,
     Consent(LoginSession),
+    /// Signed in and approved: `issue_code` may answer.
+    Approved(LoginSession),
+    /// An error for the client (`login_required`, …).
     Redirect(AuthorizationResponse),
 }
 
 /// What happens next for a valid request and the browser's login session
-/// (`None` when signed out or the account is gone).
+/// (`None` when signed out or the account is gone). `signed_in_here` is
+/// the `sub` that signed in during this very interaction: that sign-in
+/// satisfies `prompt=login` and any `max_age` (with `max_age=0` and a
+/// ticking clock the person would otherwise loop through the login form;
+/// `auth_time` still tells the client when it was).
 pub async fn decide(
-    state: &AppState,
-    req: &AuthorizationRequest,
+    ctx: &AuthorizeContext<'_>,
+    pending: &Pending,
     login: Option<LoginSession>,
+    signed_in_here: Option<&str>,
 ) -> Result<Decision, AppError> {
-    let now = state.clock.now();
-    let issuer = &state.config.issuer;
+    let req = &pending.request;
+    let now = ctx.tokens.now();
+    let issuer = ctx.tokens.issuer;
     let interaction = |code: ErrorCode, d: &'static str| {
         Decision::Redirect(req.target.error(issuer, &OAuthError::new(code, d)))
     };
+    let just_signed_in = |l: &LoginSession| signed_in_here == Some(l.sub.as_str());
     let fresh_enough = |l: &LoginSession| req.max_age.is_none_or(|m| now - l.auth_time <= m);
     // Someone else than the hinted user is signed in: they must sign in as
     // the hinted user (or, with prompt=none, the client is told so).
     let login = login.filter(|l| req.hint_sub.as_deref().is_none_or(|s| s == l.sub));
     let login = match login {
-        Some(l) if !req.prompt.login && fresh_enough(&l) => l,
+        Some(l) if just_signed_in(&l) || (!req.prompt.login && fresh_enough(&l)) => l,
         _ if req.prompt.none => {
             return Ok(interaction(
                 ErrorCode::LoginRequired,
@@ -318,7 +307,7 @@ pub async fn decide(
         }
         _ => return Ok(Decision::Login),
     };
-    if needs_consent(state, req, &login).await? {
+    if needs_consent(ctx, pending, &login).await? {
         if req.prompt.none {
             return Ok(interaction(
                 ErrorCode::ConsentRequired,
@@ -327,80 +316,83 @@ pub async fn decide(
         }
         return Ok(Decision::Consent(login));
     }
-    Ok(Decision::Redirect(issue_code(state, req, &login).await?))
+    Ok(Decision::Approved(login))
 }
 
 async fn needs_consent(
-    state: &AppState,
-    req: &AuthorizationRequest,
+    ctx: &AuthorizeContext<'_>,
+    pending: &Pending,
     login: &LoginSession,
 ) -> Result<bool, AppError> {
-    if req.client.metadata.skip_consent {
+    if pending.client.metadata.skip_consent {
         return Ok(false);
     }
-    if req.prompt.consent {
+    if pending.request.prompt.consent {
         return Ok(true);
     }
     // No consent row at all means the person never approved this client,
     // even for an empty scope.
-    let Some(granted) = state
-        .store
-        .consent(&login.sub, &req.client.client_id)
+    let Some(granted) = ctx
+        .consents
+        .consent(&login.sub, &pending.client.client_id)
         .await?
     else {
         return Ok(true);
     };
-    Ok(!req.scope.is_subset(&granted))
+    Ok(!pending.request.scope.is_subset(&granted))
 }
 
-/// The person's answer on the consent page.
+/// The person's answer on the consent page. The caller has ended the
+/// interaction, so this runs once per consent form.
 pub async fn answer_consent(
-    state: &AppState,
-    req: &AuthorizationRequest,
+    ctx: &AuthorizeContext<'_>,
+    pending: &Pending,
     login: &LoginSession,
     allow: bool,
 ) -> Result<AuthorizationResponse, AppError> {
+    let req = &pending.request;
     if !allow {
         return Ok(req.target.error(
-            &state.config.issuer,
+            ctx.tokens.issuer,
             &OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
         ));
     }
-    let previous = state
-        .store
-        .consent(&login.sub, &req.client.client_id)
+    let previous = ctx
+        .consents
+        .consent(&login.sub, &pending.client.client_id)
         .await?
         .unwrap_or_default();
     let remembered = previous.union(&req.scope);
-    state
-        .store
+    ctx.consents
         .save_consent(
             &login.sub,
-            &req.client.client_id,
+            &pending.client.client_id,
             &remembered,
-            state.clock.now(),
+            ctx.tokens.now(),
         )
         .await?;
-    issue_code(state, req, login).await
+    issue_code(ctx, pending, login).await
 }
 
 /// Creates the grant and its single-use, 60-second code.
-async fn issue_code(
-    state: &AppState,
-    req: &AuthorizationRequest,
+pub async fn issue_code(
+    ctx: &AuthorizeContext<'_>,
+    pending: &Pending,
     login: &LoginSession,
 ) -> Result<AuthorizationResponse, AppError> {
-    let now = state.clock.now();
+    let req = &pending.request;
+    let now = ctx.tokens.now();
+    let settings = ctx.tokens.settings;
     let code = crypto::random_token();
     let grant = Grant {
         grant_id: crypto::random_token(),
-        client_id: req.client.client_id.clone(),
+        client_id: pending.client.client_id.clone(),
         sub: login.sub.clone(),
         scope: req.scope.clone(),
         auth_time: login.auth_time,
         sid: Some(login.sid.clone()),
         created_at: now,
-        expires_at: now + state.config.tokens.refresh_token_absolute_ttl_secs,
+        expires_at: now + settings.refresh_token_absolute_ttl_secs,
         revoked_at: None,
     };
     let record = AuthorizationCode {
@@ -415,10 +407,10 @@ async fn issue_code(
         code_challenge: req.code_challenge.clone(),
         nonce: req.nonce.clone(),
         created_at: now,
-        expires_at: now + state.config.tokens.authorization_code_ttl_secs,
+        expires_at: now + settings.authorization_code_ttl_secs,
     };
-    state.store.insert_grant_with_code(&grant, &record).await?;
+    ctx.grants.insert_grant_with_code(&grant, &record).await?;
     Ok(req
         .target
-        .respond(&state.config.issuer, vec![("code".into(), code)]))
+        .respond(ctx.tokens.issuer, vec![("code".into(), code)]))
 }

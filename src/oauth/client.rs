@@ -4,12 +4,12 @@
 
 use crate::clock::UnixTime;
 use crate::crypto;
-use crate::domain::client::{
-    Client, ClientMetadata, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
-    GRANT_REFRESH_TOKEN, SUPPORTED_GRANT_TYPES, TokenEndpointAuthMethod,
-};
+use crate::domain::client::{AUTH_METHOD_NONE, Client, ClientMetadata};
 use crate::domain::scope::ScopeSet;
 use crate::jose::SigningAlg;
+use crate::oauth::client_auth::{self, client_secret_basic};
+use crate::oauth::grants::{self, authorization_code, client_credentials, refresh_token};
+use crate::oauth::response::ResponseType;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
@@ -23,7 +23,9 @@ pub struct ClientRegistration {
     pub grant_types: Vec<String>,
     pub scope: Option<String>,
     pub public: bool,
-    pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
+    /// A name from `client_auth::REGISTRY`; default `client_secret_basic`
+    /// (or `none` for a public client).
+    pub token_endpoint_auth_method: Option<String>,
     pub id_token_signed_response_alg: Option<SigningAlg>,
     pub access_token_signed_response_alg: Option<SigningAlg>,
     pub post_logout_redirect_uris: Vec<String>,
@@ -40,33 +42,45 @@ pub fn register(
     if reg.client_name.trim().is_empty() {
         return bad("client name must not be empty".into());
     }
-    let auth_method = match (reg.public, reg.token_endpoint_auth_method) {
-        (true, None | Some(TokenEndpointAuthMethod::None)) => TokenEndpointAuthMethod::None,
-        (true, Some(m)) => {
-            return bad(format!(
-                "a public client cannot use {}; it has no secret",
-                m.as_str()
-            ));
-        }
-        (false, Some(m)) => m,
-        (false, None) => TokenEndpointAuthMethod::ClientSecretBasic,
+    let auth_method = match (reg.public, reg.token_endpoint_auth_method.as_deref()) {
+        (true, None) => AUTH_METHOD_NONE,
+        (false, None) => client_secret_basic::NAME,
+        (_, Some(name)) => match client_auth::find(name) {
+            Some(m) => m.name(),
+            None => {
+                return bad(format!(
+                    "unsupported token_endpoint_auth_method {name:?} (supported: {})",
+                    client_auth::method_names().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        },
     };
+    let issues_secret = client_auth::find(auth_method).is_some_and(|m| m.issues_secret());
+    if reg.public && issues_secret {
+        return bad(format!(
+            "a public client cannot use {auth_method}; it has no secret"
+        ));
+    }
     // RFC 7591 §2: without grant_types the client uses authorization_code;
     // a client registered with no redirect URI can only be a machine client.
     let grant_types = if !reg.grant_types.is_empty() {
         reg.grant_types.clone()
     } else if reg.redirect_uris.is_empty() {
-        vec![GRANT_CLIENT_CREDENTIALS.to_string()]
+        vec![client_credentials::GRANT_TYPE.to_string()]
     } else {
-        vec![GRANT_AUTHORIZATION_CODE.to_string()]
+        vec![authorization_code::GRANT_TYPE.to_string()]
     };
     let mut deduped: Vec<String> = Vec::new();
     for g in grant_types {
-        if !SUPPORTED_GRANT_TYPES.contains(&g.as_str()) {
+        let Ok(handler) = grants::find(&g) else {
             return bad(format!(
                 "unsupported grant type {g:?} (supported: {})",
-                SUPPORTED_GRANT_TYPES.join(", ")
+                grants::grant_types().collect::<Vec<_>>().join(", ")
             ));
+        };
+        if !issues_secret && !handler.allows_public_clients() {
+            // RFC 6749 §4.4: e.g. client credentials are for confidential clients only.
+            return bad(format!("a public client cannot use the {g} grant"));
         }
         if !deduped.contains(&g) {
             deduped.push(g);
@@ -74,14 +88,10 @@ pub fn register(
     }
     let grant_types = deduped;
     let has = |g: &str| grant_types.iter().any(|x| x == g);
-    if auth_method == TokenEndpointAuthMethod::None && has(GRANT_CLIENT_CREDENTIALS) {
-        // RFC 6749 §4.4: the client credentials grant is for confidential clients only.
-        return bad("a public client cannot use the client_credentials grant".into());
-    }
-    if has(GRANT_AUTHORIZATION_CODE) && reg.redirect_uris.is_empty() {
+    if has(authorization_code::GRANT_TYPE) && reg.redirect_uris.is_empty() {
         return bad("the authorization_code grant needs at least one redirect URI".into());
     }
-    if has(GRANT_REFRESH_TOKEN) && !has(GRANT_AUTHORIZATION_CODE) {
+    if has(refresh_token::GRANT_TYPE) && !has(authorization_code::GRANT_TYPE) {
         return bad("refresh_token is only issued through authorization_code".into());
     }
     for uri in reg
@@ -95,25 +105,25 @@ pub fn register(
         Some(s) => {
             ScopeSet::parse(&s).map_err(|e| InvalidClientMetadata(format!("invalid scope: {e}")))?
         }
-        None if has(GRANT_AUTHORIZATION_CODE) => ScopeSet::parse("openid profile email")
+        None if has(authorization_code::GRANT_TYPE) => ScopeSet::parse("openid profile email")
             .map_err(|e| InvalidClientMetadata(format!("invalid scope: {e}")))?,
         None => ScopeSet::default(),
     };
-    let secret = (auth_method != TokenEndpointAuthMethod::None).then(crypto::random_token);
+    let secret = issues_secret.then(crypto::random_token);
     let client = Client {
         client_id: crypto::random_hex::<16>(),
         secret_hash: secret.as_deref().map(crypto::hash_secret),
         metadata: ClientMetadata {
             client_name: reg.client_name.trim().to_string(),
             redirect_uris: reg.redirect_uris,
-            response_types: if has(GRANT_AUTHORIZATION_CODE) {
-                vec!["code".into()]
+            response_types: if has(authorization_code::GRANT_TYPE) {
+                vec![ResponseType::Code.as_str().into()]
             } else {
                 vec![]
             },
             grant_types,
             scope,
-            token_endpoint_auth_method: auth_method,
+            token_endpoint_auth_method: auth_method.to_string(),
             id_token_signed_response_alg: reg.id_token_signed_response_alg,
             access_token_signed_response_alg: reg.access_token_signed_response_alg,
             post_logout_redirect_uris: reg.post_logout_redirect_uris,
@@ -139,10 +149,7 @@ mod tests {
     fn machine_client_defaults() {
         let (c, secret) = register(reg(), 5).unwrap();
         assert_eq!(c.metadata.grant_types, vec!["client_credentials"]);
-        assert_eq!(
-            c.metadata.token_endpoint_auth_method,
-            TokenEndpointAuthMethod::ClientSecretBasic
-        );
+        assert_eq!(c.metadata.token_endpoint_auth_method, "client_secret_basic");
         let secret = secret.unwrap();
         assert!(crypto::secret_matches(
             &secret,

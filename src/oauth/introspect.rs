@@ -2,20 +2,26 @@
 
 use serde_json::{Value, json};
 
-use super::access_token;
+use super::access_token::{self, RevocationCheck};
+use super::tokens::Tokens;
+use crate::clock::UnixTime;
 use crate::crypto;
-use crate::domain::Client;
-use crate::domain::{Grant, RefreshToken};
+use crate::domain::{Client, Grant, RefreshToken};
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::store::GrantStore;
 
 /// RFC 7662 §2.2. Anything we cannot vouch for (garbage, `alg: none`,
 /// expired, foreign, wrongly signed, revoked) is just `{"active": false}`.
 /// The `token_type_hint` only orders the search (§2.1), so it is ignored:
 /// access tokens are recognised by their signature, refresh tokens by
 /// their stored hash.
-pub async fn introspect(state: &AppState, caller: &Client, token: &str) -> Result<Value, AppError> {
-    if let Some(claims) = access_token::validate(state, token).await? {
+pub async fn introspect(
+    tokens: &Tokens<'_>,
+    revoked: &RevocationCheck<'_>,
+    caller: &Client,
+    token: &str,
+) -> Result<Value, AppError> {
+    if let Some(claims) = access_token::validate(tokens, revoked, token).await? {
         let mut body = json!({
             "active": true,
             "token_type": "Bearer",
@@ -37,7 +43,7 @@ pub async fn introspect(state: &AppState, caller: &Client, token: &str) -> Resul
     }
     // A refresh token is only ever meaningful to the client holding it;
     // nobody else learns anything about it (RFC 7662 §4, token scanning).
-    if let Some((token, grant)) = live_refresh_token(state, token).await?
+    if let Some((token, grant)) = live_refresh_token(revoked.grants, tokens.now(), token).await?
         && grant.client_id == caller.client_id
     {
         return Ok(json!({
@@ -45,8 +51,8 @@ pub async fn introspect(state: &AppState, caller: &Client, token: &str) -> Resul
             "token_type": "refresh_token",
             "client_id": grant.client_id,
             "sub": grant.sub,
-            "scope": grant.scope,
-            "iss": state.config.issuer,
+            "scope": grant.scope.to_string(),
+            "iss": tokens.issuer,
             "exp": token.expires_at,
             "iat": token.created_at,
             "auth_time": grant.auth_time,
@@ -58,22 +64,17 @@ pub async fn introspect(state: &AppState, caller: &Client, token: &str) -> Resul
 /// A refresh token that can still be used: known, not yet rotated, not
 /// expired, and its grant neither revoked nor past its absolute lifetime.
 pub async fn live_refresh_token(
-    state: &AppState,
+    grants: &dyn GrantStore,
+    now: UnixTime,
     token: &str,
 ) -> Result<Option<(RefreshToken, Grant)>, AppError> {
-    let now = state.clock.now();
-    let Some(record) = state
-        .store
-        .refresh_token(&crypto::hash_secret(token))
-        .await?
-    else {
+    let Some(record) = grants.refresh_token(&crypto::hash_secret(token)).await? else {
         return Ok(None);
     };
     if record.rotated_at.is_some() || record.expires_at <= now {
         return Ok(None);
     }
-    Ok(state
-        .store
+    Ok(grants
         .grant(&record.grant_id)
         .await?
         .filter(|g| g.is_live(now))

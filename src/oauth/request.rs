@@ -1,7 +1,13 @@
 //! Typed requests parsed from `application/x-www-form-urlencoded` bodies.
 
+use std::collections::HashSet;
+
 use crate::domain::scope::ScopeSet;
 use crate::error::OAuthError;
+
+/// No OAuth request needs more; a form with thousands of names is an attack
+/// on the parser, refused before any other work.
+pub const MAX_PARAMETERS: usize = 128;
 
 /// Form parameters with the RFC 6749 rules applied: a parameter sent twice
 /// is an error (§3.1, §3.2), one sent without a value counts as omitted.
@@ -25,8 +31,14 @@ impl FormParams {
                 "parameters must not contain NUL characters",
             ));
         }
-        for (i, (name, _)) in pairs.iter().enumerate() {
-            if pairs[..i].iter().any(|(n, _)| n == name) {
+        if pairs.len() > MAX_PARAMETERS {
+            return Err(OAuthError::invalid_request(format!(
+                "the request has more than {MAX_PARAMETERS} parameters"
+            )));
+        }
+        let mut seen = HashSet::with_capacity(pairs.len());
+        for (name, _) in &pairs {
+            if !seen.insert(name.as_str()) {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter {name:?} is included more than once"
                 )));
@@ -58,54 +70,6 @@ impl FormParams {
     }
 }
 
-/// A token request (RFC 6749 §4.1.3, §4.4.2, §6), tagged by `grant_type`.
-#[derive(Debug)]
-pub enum TokenRequest {
-    AuthorizationCode {
-        code: String,
-        redirect_uri: Option<String>,
-        code_verifier: Option<String>,
-    },
-    RefreshToken {
-        refresh_token: String,
-        scope: Option<ScopeSet>,
-    },
-    ClientCredentials {
-        scope: Option<ScopeSet>,
-    },
-}
-
-impl TokenRequest {
-    pub fn grant_type(&self) -> &'static str {
-        match self {
-            Self::AuthorizationCode { .. } => crate::domain::client::GRANT_AUTHORIZATION_CODE,
-            Self::RefreshToken { .. } => crate::domain::client::GRANT_REFRESH_TOKEN,
-            Self::ClientCredentials { .. } => crate::domain::client::GRANT_CLIENT_CREDENTIALS,
-        }
-    }
-
-    pub fn from_params(params: &FormParams) -> Result<Self, OAuthError> {
-        match params.require("grant_type")? {
-            "authorization_code" => Ok(Self::AuthorizationCode {
-                code: params.require("code")?.to_string(),
-                redirect_uri: params.get("redirect_uri").map(str::to_string),
-                code_verifier: params.get("code_verifier").map(str::to_string),
-            }),
-            "refresh_token" => Ok(Self::RefreshToken {
-                refresh_token: params.require("refresh_token")?.to_string(),
-                scope: params.scope()?,
-            }),
-            "client_credentials" => Ok(Self::ClientCredentials {
-                scope: params.scope()?,
-            }),
-            other => Err(OAuthError::new(
-                crate::error::ErrorCode::UnsupportedGrantType,
-                format!("grant type {other:?} is not supported"),
-            )),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,23 +81,15 @@ mod tests {
         assert_eq!(err.code, ErrorCode::InvalidRequest);
         let p = FormParams::parse(b"grant_type=client_credentials&scope=").unwrap();
         assert_eq!(p.get("scope"), None);
-        assert!(matches!(
-            TokenRequest::from_params(&p).unwrap(),
-            TokenRequest::ClientCredentials { scope: None }
-        ));
+        assert_eq!(p.scope().unwrap(), None);
     }
 
     #[test]
-    fn unknown_and_missing_grant_types() {
-        let p = FormParams::parse(b"grant_type=password").unwrap();
-        assert_eq!(
-            TokenRequest::from_params(&p).unwrap_err().code,
-            ErrorCode::UnsupportedGrantType
-        );
-        let p = FormParams::parse(b"scope=x").unwrap();
-        assert_eq!(
-            TokenRequest::from_params(&p).unwrap_err().code,
-            ErrorCode::InvalidRequest
-        );
+    fn too_many_parameters_are_refused() {
+        let body: Vec<String> = (0..=MAX_PARAMETERS).map(|i| format!("p{i}=x")).collect();
+        let err = FormParams::parse(body.join("&").as_bytes()).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        let body: Vec<String> = (0..MAX_PARAMETERS).map(|i| format!("p{i}=x")).collect();
+        assert!(FormParams::parse(body.join("&").as_bytes()).is_ok());
     }
 }

@@ -1,42 +1,51 @@
 //! Provider metadata (OIDC Discovery 1.0 §3, RFC 8414 §2). Lists only what
-//! Tessera really implements.
+//! Tessera really implements: grant types, client authentication methods,
+//! response types and modes come from their registries, URLs from
+//! `Endpoints`.
 
 use serde_json::{Value, json};
 
-use crate::config::Config;
-use crate::http;
+use crate::endpoints::Endpoints;
 use crate::jose::SigningAlg;
+use crate::oauth::response::{ResponseMode, ResponseType};
+use crate::oauth::{client_auth, grants};
 
-pub fn metadata(config: &Config) -> Value {
-    let issuer = &config.issuer;
+/// The scopes every server understands (OIDC Core §5.4, §11).
+pub const STANDARD_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// `configured_scopes`: the scopes the operator described in the config.
+pub fn metadata<'a>(
+    endpoints: &Endpoints,
+    configured_scopes: impl Iterator<Item = &'a str>,
+) -> Value {
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
-    let client_auth = ["client_secret_basic", "client_secret_post"];
-    let mut scopes: Vec<&str> = vec!["openid", "profile", "email", "offline_access"];
-    scopes.extend(
-        config
-            .scopes
-            .keys()
-            .map(String::as_str)
-            .filter(|s| !scopes_contains(s)),
-    );
+    let mut scopes: Vec<&str> = STANDARD_SCOPES.to_vec();
+    scopes.extend(configured_scopes.filter(|s| !STANDARD_SCOPES.contains(s)));
+    let auth_methods: Vec<&str> = client_auth::method_names().collect();
+    // RFC 7662 §2.1: introspection callers must be confidential clients.
+    let confidential_methods: Vec<&str> = client_auth::REGISTRY
+        .iter()
+        .filter(|m| m.issues_secret())
+        .map(|m| m.name())
+        .collect();
     json!({
-        "issuer": issuer,
-        "authorization_endpoint": format!("{issuer}{}", http::AUTHORIZATION_PATH),
-        "token_endpoint": format!("{issuer}{}", http::TOKEN_PATH),
-        "userinfo_endpoint": format!("{issuer}{}", http::USERINFO_PATH),
-        "jwks_uri": format!("{issuer}{}", http::JWKS_PATH),
-        "end_session_endpoint": format!("{issuer}{}", http::END_SESSION_PATH),
-        "introspection_endpoint": format!("{issuer}{}", http::INTROSPECTION_PATH),
-        "revocation_endpoint": format!("{issuer}{}", http::REVOCATION_PATH),
+        "issuer": endpoints.issuer,
+        "authorization_endpoint": endpoints.authorization,
+        "token_endpoint": endpoints.token,
+        "userinfo_endpoint": endpoints.userinfo,
+        "jwks_uri": endpoints.jwks,
+        "end_session_endpoint": endpoints.end_session,
+        "introspection_endpoint": endpoints.introspection,
+        "revocation_endpoint": endpoints.revocation,
         "scopes_supported": scopes,
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query", "form_post"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "response_types_supported": ResponseType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "response_modes_supported": ResponseMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        "grant_types_supported": grants::grant_types().collect::<Vec<_>>(),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint_auth_methods_supported": client_auth,
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": confidential_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_supported": [
@@ -49,8 +58,4 @@ pub fn metadata(config: &Config) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "access_token_signing_alg_values_supported": algs,
     })
-}
-
-fn scopes_contains(s: &str) -> bool {
-    ["openid", "profile", "email", "offline_access"].contains(&s)
 }

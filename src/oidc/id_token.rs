@@ -10,7 +10,7 @@ use crate::domain::Client;
 use crate::domain::scope::ScopeSet;
 use crate::domain::{Grant, User};
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::oauth::tokens::Tokens;
 
 /// OIDC Core §3.1.3.6: `at_hash` is the base64url of the left half of
 /// the SHA-256 of the access token (RS256 and ES256 both use SHA-256).
@@ -27,15 +27,15 @@ pub struct IdTokenInput<'a> {
     pub scope: &'a ScopeSet,
 }
 
-pub fn issue(state: &AppState, input: IdTokenInput<'_>) -> Result<String, AppError> {
-    let now = state.clock.now();
+pub fn issue(tokens: &Tokens<'_>, input: IdTokenInput<'_>) -> Result<String, AppError> {
+    let now = tokens.now();
     let client_id = &input.client.client_id;
     let mut claims = json!({
-        "iss": state.config.issuer,
+        "iss": tokens.issuer,
         "sub": input.user.sub,
         "aud": client_id,
         "azp": client_id,
-        "exp": now + state.config.tokens.id_token_ttl_secs,
+        "exp": now + tokens.settings.id_token_ttl_secs,
         "iat": now,
         "auth_time": input.grant.auth_time,
         "at_hash": at_hash(input.access_token),
@@ -53,8 +53,8 @@ pub fn issue(state: &AppState, input: IdTokenInput<'_>) -> Result<String, AppErr
         .client
         .metadata
         .id_token_signed_response_alg
-        .unwrap_or(state.config.tokens.default_id_token_alg);
-    Ok(state.keys().sign(alg, "JWT", &claims)?)
+        .unwrap_or(tokens.settings.default_id_token_alg);
+    Ok(tokens.keys.sign(alg, "JWT", &claims)?)
 }
 
 #[cfg(test)]

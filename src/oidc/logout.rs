@@ -6,8 +6,9 @@ use serde::Deserialize;
 
 use crate::domain::Client;
 use crate::error::AppError;
+use crate::oauth::client_cache::ClientCache;
 use crate::oauth::request::FormParams;
-use crate::state::AppState;
+use crate::oauth::tokens::Tokens;
 
 #[derive(Debug, Deserialize)]
 pub struct IdTokenHint {
@@ -30,14 +31,15 @@ pub struct LogoutRequest {
 /// Checks the request; `Err` is a message for an error page (we never
 /// redirect to an unregistered URI).
 pub async fn validate(
-    state: &AppState,
+    tokens: &Tokens<'_>,
+    clients: &ClientCache,
     params: &FormParams,
 ) -> Result<Result<LogoutRequest, String>, AppError> {
     let hint = match params.get("id_token_hint") {
         // §2: an expired ID token is still a good hint.
-        Some(t) => match state
-            .keys()
-            .verify::<IdTokenHint>(t, "JWT", &state.config.issuer, None)
+        Some(t) => match tokens
+            .keys
+            .verify::<IdTokenHint>(t, "JWT", tokens.issuer, None)
         {
             Some(h) => Some(h),
             None => {
@@ -61,7 +63,7 @@ pub async fn validate(
         (None, b) => b,
     };
     let client = match &client_id {
-        Some(id) => match state.client(id).await? {
+        Some(id) => match clients.get(id).await? {
             Some(c) => Some(c),
             None => return Ok(Err("The application is not registered here.".into())),
         },

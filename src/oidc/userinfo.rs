@@ -5,8 +5,9 @@ use serde_json::{Value, json};
 use super::claims::scope_claims;
 use crate::domain::scope::ScopeSet;
 use crate::error::AppError;
-use crate::oauth::access_token;
-use crate::state::AppState;
+use crate::oauth::access_token::{self, RevocationCheck};
+use crate::oauth::tokens::Tokens;
+use crate::store::UserStore;
 
 /// RFC 6750 §3.1 error codes of a bearer-protected resource.
 #[derive(Debug, PartialEq, Eq)]
@@ -18,10 +19,12 @@ pub enum BearerError {
 }
 
 pub async fn userinfo(
-    state: &AppState,
+    tokens: &Tokens<'_>,
+    revoked: &RevocationCheck<'_>,
+    users: &dyn UserStore,
     token: &str,
 ) -> Result<Result<Value, BearerError>, AppError> {
-    let Some(claims) = access_token::validate(state, token).await? else {
+    let Some(claims) = access_token::validate(tokens, revoked, token).await? else {
         return Ok(Err(BearerError::InvalidToken(
             "the access token is invalid, expired or revoked",
         )));
@@ -37,7 +40,7 @@ pub async fn userinfo(
             "the access token lacks the openid scope",
         )));
     }
-    let Some(user) = state.store.user(&claims.sub).await? else {
+    let Some(user) = users.user(&claims.sub).await? else {
         return Ok(Err(BearerError::InvalidToken("the user no longer exists")));
     };
     let mut body = json!({ "sub": user.sub });

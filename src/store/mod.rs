@@ -4,7 +4,6 @@
 
 mod migrate;
 pub mod postgres;
-pub mod session_store;
 mod sql;
 pub mod sqlite;
 
@@ -13,7 +12,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::clock::UnixTime;
-use crate::domain::{Client, ScopeSet};
+use crate::domain::{
+    AuthorizationCode, Client, CodeRedemption, Grant, Interaction, LoginFailures, RefreshRotation,
+    RefreshToken, ScopeSet, User,
+};
 use crate::jose::KeyError;
 use crate::jose::SigningKeyRecord;
 use crate::jose::rotation::KeyChanges;
@@ -173,7 +175,8 @@ pub trait LoginThrottleStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
-/// Raw server-side session rows, for `session_store::TesseraSessionStore`.
+/// Raw server-side session rows, for the tower-sessions adapter in
+/// `http::session_store`.
 #[async_trait]
 pub trait SessionRecordStore: Send + Sync {
     /// `false` when the id is taken.
@@ -194,6 +197,28 @@ pub trait SessionRecordStore: Send + Sync {
     async fn prune_sessions(&self, now: UnixTime) -> Result<u64, StoreError>;
 }
 
+#[async_trait]
+pub trait InteractionStore: Send + Sync {
+    async fn insert_interaction(&self, interaction: &Interaction) -> Result<(), StoreError>;
+    /// `None` when unknown or expired at `now`.
+    async fn interaction(&self, id: &str, now: UnixTime)
+    -> Result<Option<Interaction>, StoreError>;
+    /// Records who signed in; `false` when unknown or expired.
+    async fn record_interaction_login(
+        &self,
+        id: &str,
+        sub: &str,
+        auth_time: UnixTime,
+        amr: &[String],
+        acr: Option<&str>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Ends it: a conditional DELETE, so of N racing callers exactly one gets `true`.
+    async fn finish_interaction(&self, id: &str) -> Result<bool, StoreError>;
+    /// Drops expired interactions.
+    async fn prune_interactions(&self, now: UnixTime) -> Result<u64, StoreError>;
+}
+
 pub trait Store:
     ClientStore
     + KeyStore
@@ -204,6 +229,7 @@ pub trait Store:
     + ConsentStore
     + LoginThrottleStore
     + SessionRecordStore
+    + InteractionStore
 {
 }
 impl<T> Store for T where
@@ -216,6 +242,7 @@ impl<T> Store for T where
         + ConsentStore
         + LoginThrottleStore
         + SessionRecordStore
+        + InteractionStore
 {
 }
 

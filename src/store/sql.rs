@@ -6,7 +6,7 @@ use crate::domain::{Client, ClientMetadata};
 use crate::jose::{KeyState, SigningAlg, SigningKeyRecord};
 
 use super::StoreError;
-use crate::domain::{AuthorizationCode, Grant, LoginFailures, RefreshToken, User};
+use crate::domain::{AuthorizationCode, Grant, Interaction, LoginFailures, RefreshToken, User};
 
 pub(super) type ClientRow = (String, Option<String>, String, i64);
 
@@ -865,9 +865,135 @@ macro_rules! sql_store {
                     .rows_affected())
             }
         }
+
+        #[async_trait::async_trait]
+        impl InteractionStore for $store {
+            async fn insert_interaction(&self, i: &Interaction) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO interactions (id, client_id, request, browser_hash, csrf_hash, sub, \
+                     auth_time, amr, acr, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&i.id)
+                .bind(&i.client_id)
+                .bind(&i.request)
+                .bind(&i.browser_hash)
+                .bind(&i.csrf_hash)
+                .bind(&i.sub)
+                .bind(i.auth_time)
+                .bind(i.amr.join(" "))
+                .bind(&i.acr)
+                .bind(i.created_at)
+                .bind(i.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn interaction(&self, id: &str, now: UnixTime) -> Result<Option<Interaction>, StoreError> {
+                let row: Option<InteractionRow> = sqlx::query_as(
+                    "SELECT id, client_id, request, browser_hash, csrf_hash, sub, auth_time, amr, acr, \
+                     created_at, expires_at FROM interactions WHERE id = $1 AND expires_at > $2",
+                )
+                .bind(id)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(interaction_from_row))
+            }
+
+            async fn record_interaction_login(
+                &self,
+                id: &str,
+                sub: &str,
+                auth_time: UnixTime,
+                amr: &[String],
+                acr: Option<&str>,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let updated = sqlx::query(
+                    "UPDATE interactions SET sub = $2, auth_time = $3, amr = $4, acr = $5 \
+                     WHERE id = $1 AND expires_at > $6",
+                )
+                .bind(id)
+                .bind(sub)
+                .bind(auth_time)
+                .bind(amr.join(" "))
+                .bind(acr)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(updated > 0)
+            }
+
+            async fn finish_interaction(&self, id: &str) -> Result<bool, StoreError> {
+                let deleted = sqlx::query("DELETE FROM interactions WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(deleted > 0)
+            }
+
+            async fn prune_interactions(&self, now: UnixTime) -> Result<u64, StoreError> {
+                Ok(sqlx::query("DELETE FROM interactions WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+        }
     };
 }
 pub(super) use sql_store;
+
+pub(super) type InteractionRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    String,
+    Option<String>,
+    i64,
+    i64,
+);
+
+pub(super) fn interaction_from_row(row: InteractionRow) -> Interaction {
+    let (
+        id,
+        client_id,
+        request,
+        browser_hash,
+        csrf_hash,
+        sub,
+        auth_time,
+        amr,
+        acr,
+        created_at,
+        expires_at,
+    ) = row;
+    Interaction {
+        id,
+        client_id,
+        request,
+        browser_hash,
+        csrf_hash,
+        sub,
+        auth_time,
+        amr: amr
+            .split(' ')
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .collect(),
+        acr,
+        created_at,
+        expires_at,
+    }
+}
 
 /// Names the sqlx database type of a backend, for the shared SQL.
 pub(super) trait BackendDb {

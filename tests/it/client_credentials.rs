@@ -4,7 +4,6 @@
 use oauth2::basic::BasicClient;
 use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use serde_json::Value;
-use tessera::domain::TokenEndpointAuthMethod;
 use tessera::jose::SigningAlg;
 use tessera::oauth::client::ClientRegistration;
 
@@ -77,7 +76,7 @@ async fn client_secret_post_and_es256(backend: Backend) {
         .register(ClientRegistration {
             client_name: "poster".into(),
             scope: Some("read".into()),
-            token_endpoint_auth_method: Some(TokenEndpointAuthMethod::ClientSecretPost),
+            token_endpoint_auth_method: Some("client_secret_post".into()),
             access_token_signed_response_alg: Some(SigningAlg::ES256),
             ..Default::default()
         })

@@ -272,17 +272,23 @@ fn ip(s: &str) -> IpAddr {
 /// One sign-in with a wrong password: `Err` when refused before the
 /// password check, else what the failure decided.
 async fn fail(state: &AppState, name: &str, from: IpAddr) -> Result<ThrottleDecision, Locked> {
-    let attempt = throttle::begin_attempt(state, name, from).await.unwrap()?;
-    Ok(throttle::attempt_failed(state, &attempt).await.unwrap())
+    let attempt = throttle::begin_attempt(&state.throttle(), name, from)
+        .await
+        .unwrap()?;
+    Ok(throttle::attempt_failed(&state.throttle(), &attempt)
+        .await
+        .unwrap())
 }
 
 /// One sign-in with the right password; panics when it is refused.
 async fn succeed(state: &AppState, name: &str, from: IpAddr) {
-    let attempt = throttle::begin_attempt(state, name, from)
+    let attempt = throttle::begin_attempt(&state.throttle(), name, from)
         .await
         .unwrap()
         .unwrap_or_else(|l| panic!("{name} from {from} refused: {l:?}"));
-    throttle::attempt_succeeded(state, &attempt).await.unwrap();
+    throttle::attempt_succeeded(&state.throttle(), &attempt)
+        .await
+        .unwrap();
 }
 
 async fn counter(state: &AppState, key: &str) -> Option<LoginFailures> {
@@ -297,7 +303,9 @@ async fn throttle_locks_an_account_then_lets_it_in_again(backend: Backend) {
     let addr = ip("192.0.2.10");
 
     assert_eq!(
-        throttle::check(state, "alice", addr).await.unwrap(),
+        throttle::check(&state.throttle(), "alice", addr)
+            .await
+            .unwrap(),
         ThrottleDecision::Allowed
     );
     for n in 1..max {
@@ -325,7 +333,9 @@ async fn throttle_locks_an_account_then_lets_it_in_again(backend: Backend) {
         ("Alice", ip("2001:db8::1")),
     ] {
         assert_eq!(
-            throttle::check(state, name, from).await.unwrap(),
+            throttle::check(&state.throttle(), name, from)
+                .await
+                .unwrap(),
             ThrottleDecision::Locked {
                 retry_after_secs: lockout
             },
@@ -345,7 +355,9 @@ async fn throttle_locks_an_account_then_lets_it_in_again(backend: Backend) {
     );
     // Other accounts from the same address are not locked.
     assert_eq!(
-        throttle::check(state, "bob", addr).await.unwrap(),
+        throttle::check(&state.throttle(), "bob", addr)
+            .await
+            .unwrap(),
         ThrottleDecision::Allowed
     );
 
@@ -358,7 +370,9 @@ async fn throttle_locks_an_account_then_lets_it_in_again(backend: Backend) {
     );
     server.clock.advance(1);
     assert_eq!(
-        throttle::check(state, "alice", addr).await.unwrap(),
+        throttle::check(&state.throttle(), "alice", addr)
+            .await
+            .unwrap(),
         ThrottleDecision::Allowed
     );
     // Still inside the first window, yet a full new allowance: max - 1
@@ -461,24 +475,28 @@ async fn throttle_locks_an_address_spraying_many_accounts(backend: Backend) {
     );
     // Every account is refused from that address, none from another.
     assert!(matches!(
-        throttle::check(state, "user1", sprayer).await.unwrap(),
+        throttle::check(&state.throttle(), "user1", sprayer)
+            .await
+            .unwrap(),
         ThrottleDecision::Locked { .. }
     ));
     assert!(
-        throttle::begin_attempt(state, "user1", sprayer)
+        throttle::begin_attempt(&state.throttle(), "user1", sprayer)
             .await
             .unwrap()
             .is_err()
     );
     assert_eq!(
-        throttle::check(state, "user1", ip("203.0.113.6"))
+        throttle::check(&state.throttle(), "user1", ip("203.0.113.6"))
             .await
             .unwrap(),
         ThrottleDecision::Allowed
     );
     server.clock.advance(lockout);
     assert_eq!(
-        throttle::check(state, "user1", sprayer).await.unwrap(),
+        throttle::check(&state.throttle(), "user1", sprayer)
+            .await
+            .unwrap(),
         ThrottleDecision::Allowed
     );
 }
@@ -501,7 +519,9 @@ async fn throttle_successes_never_lock_a_shared_address(backend: Backend) {
         max
     );
     assert_eq!(
-        throttle::check(state, "anyone", nat).await.unwrap(),
+        throttle::check(&state.throttle(), "anyone", nat)
+            .await
+            .unwrap(),
         ThrottleDecision::Allowed
     );
 }
@@ -523,13 +543,15 @@ async fn throttle_parallel_guesses_get_at_most_the_limit(backend: Backend) {
         let state = state.clone();
         tasks.spawn(async move {
             let from = IpAddr::from([192, 0, 2, 100 + n]);
-            match throttle::begin_attempt(&state, "Alice", from)
+            match throttle::begin_attempt(&state.throttle(), "Alice", from)
                 .await
                 .unwrap()
             {
                 Ok(attempt) => {
                     tokio::time::sleep(PASSWORD_CHECK).await;
-                    throttle::attempt_failed(&state, &attempt).await.unwrap();
+                    throttle::attempt_failed(&state.throttle(), &attempt)
+                        .await
+                        .unwrap();
                     true
                 }
                 Err(Locked { retry_after_secs }) => {
@@ -548,7 +570,9 @@ async fn throttle_parallel_guesses_get_at_most_the_limit(backend: Backend) {
     assert_eq!(verified as i64, max, "password checks allowed");
     for from in [ip("192.0.2.100"), ip("198.51.100.1")] {
         assert_eq!(
-            throttle::check(state, "alice", from).await.unwrap(),
+            throttle::check(&state.throttle(), "alice", from)
+                .await
+                .unwrap(),
             ThrottleDecision::Locked {
                 retry_after_secs: lockout
             }
@@ -559,12 +583,14 @@ async fn throttle_parallel_guesses_get_at_most_the_limit(backend: Backend) {
     for _ in 0..20 {
         let state = state.clone();
         tasks.spawn(async move {
-            let attempt = throttle::begin_attempt(&state, "bob", ip("203.0.113.50"))
+            let attempt = throttle::begin_attempt(&state.throttle(), "bob", ip("203.0.113.50"))
                 .await
                 .unwrap();
             if let Ok(attempt) = &attempt {
                 tokio::time::sleep(PASSWORD_CHECK).await;
-                throttle::attempt_failed(&state, attempt).await.unwrap();
+                throttle::attempt_failed(&state.throttle(), attempt)
+                    .await
+                    .unwrap();
             }
             attempt.is_ok()
         });
@@ -575,7 +601,7 @@ async fn throttle_parallel_guesses_get_at_most_the_limit(backend: Backend) {
         "password checks allowed from one address"
     );
     assert!(matches!(
-        throttle::check(state, "bob", ip("192.0.2.1"))
+        throttle::check(&state.throttle(), "bob", ip("192.0.2.1"))
             .await
             .unwrap(),
         ThrottleDecision::Locked { .. }
@@ -596,14 +622,18 @@ async fn throttle_takes_any_username(backend: Backend) {
     ];
     for name in &names {
         assert_eq!(
-            throttle::check(state, name, addr).await.unwrap(),
+            throttle::check(&state.throttle(), name, addr)
+                .await
+                .unwrap(),
             ThrottleDecision::Allowed
         );
-        let attempt = throttle::begin_attempt(state, name, addr)
+        let attempt = throttle::begin_attempt(&state.throttle(), name, addr)
             .await
             .unwrap()
             .unwrap();
-        throttle::attempt_failed(state, &attempt).await.unwrap();
+        throttle::attempt_failed(&state.throttle(), &attempt)
+            .await
+            .unwrap();
         let count = counter(state, &throttle::account_key(name)).await.unwrap();
         assert_eq!(count.failures, 1);
         succeed(state, name, addr).await;

@@ -1,5 +1,8 @@
-//! CSRF tokens: one random token per session, embedded in every form and
-//! compared in constant time on every POST.
+//! CSRF tokens of the signed-in session's forms (logout today, the console
+//! next): one random token per session, embedded in every form and compared
+//! in constant time on every POST. The login and consent forms are bound to
+//! their interaction instead (`oauth::interaction`), so anonymous visitors
+//! get no session.
 
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;

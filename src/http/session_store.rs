@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, Result};
 
-use super::SharedStore;
 use crate::clock::SharedClock;
+use crate::store::{SharedStore, StoreError};
 
 #[derive(Clone)]
 pub struct TesseraSessionStore {
@@ -31,7 +31,7 @@ fn encode(record: &Record) -> Result<Vec<u8>> {
     serde_json::to_vec(record).map_err(|e| Error::Encode(e.to_string()))
 }
 
-fn backend(e: super::StoreError) -> Error {
+fn backend(e: StoreError) -> Error {
     Error::Backend(e.to_string())
 }
 

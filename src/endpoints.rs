@@ -1,0 +1,62 @@
+//! Where every endpoint and page lives: the route paths that `http/` mounts
+//! and the absolute URLs, derived from the issuer, that protocol code
+//! publishes (discovery, the `htu`/`aud` values clients use). One list, so a
+//! path is never spelled twice.
+
+/// Route paths, relative to the issuer.
+pub mod path {
+    pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
+    pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
+    pub const AUTHORIZATION: &str = "/authorize";
+    pub const LOGIN: &str = "/login";
+    pub const TOKEN: &str = "/token";
+    pub const INTROSPECTION: &str = "/introspect";
+    pub const REVOCATION: &str = "/revoke";
+    pub const USERINFO: &str = "/userinfo";
+    pub const JWKS: &str = "/jwks";
+    pub const END_SESSION: &str = "/logout";
+    pub const STYLESHEET: &str = "/static/tessera.css";
+    pub const FORM_POST_SCRIPT: &str = "/static/form_post.js";
+}
+
+/// The absolute URL of each endpoint for one issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub issuer: String,
+    pub authorization: String,
+    pub token: String,
+    pub introspection: String,
+    pub revocation: String,
+    pub userinfo: String,
+    pub jwks: String,
+    pub end_session: String,
+}
+
+impl Endpoints {
+    /// `issuer` has no trailing slash (the config validates that).
+    pub fn for_issuer(issuer: &str) -> Self {
+        let url = |p: &str| format!("{issuer}{p}");
+        Self {
+            issuer: issuer.to_string(),
+            authorization: url(path::AUTHORIZATION),
+            token: url(path::TOKEN),
+            introspection: url(path::INTROSPECTION),
+            revocation: url(path::REVOCATION),
+            userinfo: url(path::USERINFO),
+            jwks: url(path::JWKS),
+            end_session: url(path::END_SESSION),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_follow_the_issuer() {
+        let e = Endpoints::for_issuer("https://id.example.com");
+        assert_eq!(e.token, "https://id.example.com/token");
+        assert_eq!(e.jwks, "https://id.example.com/jwks");
+    }
+}

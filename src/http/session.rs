@@ -1,0 +1,34 @@
+//! The login session in the browser's server-side session (tower-sessions
+//! over `http::session_store`). A session row exists only once someone has
+//! signed in: anonymous visitors write nothing.
+
+use tower_sessions::Session;
+
+use crate::auth::session::LoginSession;
+use crate::error::AppError;
+
+const KEY: &str = "login";
+
+fn session_error(e: tower_sessions::session::Error) -> AppError {
+    AppError::internal(format!("session: {e}"))
+}
+
+pub async fn current(session: &Session) -> Result<Option<LoginSession>, AppError> {
+    session.get(KEY).await.map_err(session_error)
+}
+
+/// Records a successful sign-in under a new session id (against session
+/// fixation).
+pub async fn sign_in(session: &Session, login: &LoginSession) -> Result<(), AppError> {
+    session.cycle_id().await.map_err(session_error)?;
+    session.insert(KEY, login).await.map_err(session_error)
+}
+
+/// Ends the session: its row is deleted and the cookie cleared.
+pub async fn sign_out(session: &Session) -> Result<(), AppError> {
+    // A browser without a stored session has nothing to end.
+    if session.id().is_none() {
+        return Ok(());
+    }
+    session.flush().await.map_err(session_error)
+}

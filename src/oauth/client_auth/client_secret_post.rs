@@ -1,0 +1,45 @@
+//! `client_secret_post` (RFC 6749 §2.3.1): `client_id` and `client_secret`
+//! in the form body.
+
+use async_trait::async_trait;
+
+use super::client_secret_basic::secret_matches;
+use super::{ClientAuthMethod, CredentialSource, PresentedCredentials};
+use crate::domain::Client;
+use crate::error::OAuthError;
+
+pub const NAME: &str = "client_secret_post";
+
+pub struct ClientSecretPost;
+
+#[async_trait]
+impl ClientAuthMethod for ClientSecretPost {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn issues_secret(&self) -> bool {
+        true
+    }
+
+    fn extract(
+        &self,
+        source: &CredentialSource<'_>,
+    ) -> Option<Result<PresentedCredentials, OAuthError>> {
+        let secret = source.params.get("client_secret")?;
+        Some(match source.params.get("client_id") {
+            Some(id) => Ok(PresentedCredentials {
+                method: NAME,
+                client_id: id.to_string(),
+                secret: Some(secret.to_string()),
+            }),
+            None => Err(OAuthError::invalid_request(
+                "client_secret was sent without client_id",
+            )),
+        })
+    }
+
+    async fn verify(&self, client: &Client, presented: &PresentedCredentials) -> bool {
+        secret_matches(client, presented)
+    }
+}
