@@ -267,7 +267,14 @@ pub async fn run_rotation(
     trigger: Trigger,
 ) -> Result<KeyChanges, AppError> {
     let policy = rotation_policy(config);
-    Ok(crate::service::keys::rotate(store.as_ref(), master_key, policy, now, trigger).await?)
+    crate::service::keys::rotate(store.as_ref(), master_key, policy, now, trigger)
+        .await
+        .map_err(|e| match e {
+            // A key-encryption key that cannot open the stored keys is a
+            // key problem, not a storage one.
+            StoreError::Key(e) => AppError::Key(e),
+            e => AppError::Store(e),
+        })
 }
 
 pub fn rotation_policy(config: &Config) -> RotationPolicy {

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
+use std::sync::Arc;
 
 use aws_lc_rs::encoding::{AsDer, EcPrivateKeyRfc5915Der, Pkcs8V1Der};
 use aws_lc_rs::signature::{
@@ -18,8 +19,10 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use serde_json::{Value, json};
+use tessera::AppState;
+use tessera::clock::{Clock, FixedClock};
 use tessera::jose::rotation::Trigger;
-use tessera::jose::{KeyState, SigningAlg, SigningKeyRecord};
+use tessera::jose::{KeyState, MasterKey, SigningAlg, SigningKeyRecord};
 use tessera::oauth::client::ClientRegistration;
 
 use crate::cli::run_cli;
@@ -1131,6 +1134,17 @@ async fn a_wrong_master_key_writes_no_keys(backend: Backend) {
         versions,
         "running servers were not told of a change"
     );
+
+    // Nor does a server starting with it when a scheduled rotation is due.
+    let store = tessera::store::connect(&server.db.url).await.unwrap();
+    let clock = Arc::new(FixedClock::new(server.clock.now() + PAST_ROTATION));
+    let wrong = MasterKey::from_base64(&other_master_key()).unwrap();
+    let started = AppState::new(server.state.config.clone(), store, clock, wrong).await;
+    let error = started
+        .err()
+        .expect("a server with the wrong key does not start");
+    assert!(error.to_string().contains("key-encryption key"), "{error}");
+    assert_eq!(stored_keys(&server).await, before, "the server wrote keys");
 
     // The right key still rotates.
     let out = cli_with_master_key(&server, &["keys", "rotate"], &test_master_key()).await;
