@@ -769,8 +769,19 @@ async fn import_reads_every_pem_form_and_keeps_the_thumbprint_kid(backend: Backe
             let after = stored_keys(&server).await;
             let stored = after.iter().find(|k| k.kid == kid).unwrap();
             assert_eq!((stored.alg, stored.state), (key.alg, KeyState::Next));
-            let der_prefix: Vec<u8> = vec![0x30, 0x82];
-            assert!(!stored.private_key.starts_with(&der_prefix), "sealed");
+            // Sealed under the key-encryption key with the kid bound, as
+            // PKCS#8 that aws-lc loads.
+            let kek = MasterKey::from_base64(&test_master_key()).unwrap();
+            let der = kek.open(&kid, &stored.private_key).unwrap();
+            assert!(!stored.private_key.windows(der.len()).any(|w| w == der));
+            match key.alg {
+                SigningAlg::RS256 => {
+                    aws_lc_rs::rsa::KeyPair::from_pkcs8(&der).unwrap();
+                }
+                SigningAlg::ES256 => {
+                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).unwrap();
+                }
+            }
             let replaced = only(&before, key.alg, KeyState::Next);
             let replaced = after.iter().find(|k| k.kid == replaced).unwrap();
             assert_eq!(replaced.state, KeyState::Retired);
