@@ -42,6 +42,7 @@ pub struct Config {
     pub keys: KeyConfig,
     pub cache: CacheConfig,
     pub login: LoginConfig,
+    pub http: HttpConfig,
     /// Human descriptions of scopes for the consent page: `billing:write = "…"`.
     pub scopes: BTreeMap<String, String>,
 }
@@ -97,6 +98,35 @@ pub struct LoginConfig {
     /// How long a person has to finish signing in and consenting once an
     /// authorization request needs them (the stored interaction's life).
     pub interaction_ttl_secs: i64,
+    /// Password hashes (argon2id, 19 MiB each) running at once; 0 means
+    /// one per CPU core.
+    pub password_hash_concurrency: usize,
+    /// Sign-ins that may wait for a hashing place; more get 503.
+    pub password_hash_queue: usize,
+}
+
+/// Connection limits, so idle or slow clients cannot hold connections open.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A connection must deliver a request's whole header within this time
+    /// of being opened or of its previous response (so it is also the
+    /// keep-alive idle timeout).
+    pub header_read_timeout_secs: u64,
+    /// A request body must arrive completely within this time.
+    pub body_read_timeout_secs: u64,
+    /// After a shutdown signal, in-flight requests get this long to finish.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            shutdown_grace_secs: 30,
+        }
+    }
 }
 
 impl Default for Config {
@@ -111,6 +141,7 @@ impl Default for Config {
             keys: KeyConfig::default(),
             cache: CacheConfig::default(),
             login: LoginConfig::default(),
+            http: HttpConfig::default(),
             scopes: BTreeMap::new(),
         }
     }
@@ -159,6 +190,8 @@ impl Default for LoginConfig {
             lockout_secs: 300,
             failure_delay_ms: 250,
             interaction_ttl_secs: 1800,
+            password_hash_concurrency: 0,
+            password_hash_queue: 32,
         }
     }
 }
@@ -250,6 +283,12 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));
             }
         }
+        if self.http.header_read_timeout_secs == 0 || self.http.body_read_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "http.header_read_timeout_secs and http.body_read_timeout_secs must be positive"
+                    .into(),
+            ));
+        }
         if t.refresh_grace_secs < 0 {
             return Err(ConfigError::Invalid(
                 "tokens.refresh_grace_secs must not be negative".into(),
@@ -273,6 +312,14 @@ impl Config {
         self.tokens
             .access_token_ttl_secs
             .max(self.tokens.id_token_ttl_secs)
+    }
+
+    /// Hashes at once: the configured number, or one per core.
+    pub fn password_hash_concurrency(&self) -> usize {
+        match self.login.password_hash_concurrency {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 
     pub fn scope_description(&self, scope: &str) -> Option<&str> {

@@ -122,4 +122,39 @@ impl AppError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::Internal(message.into())
     }
+
+    /// Whether the failure is the database being unreachable, read-only or
+    /// overloaded (anything but a bug in a query or corrupt data): the
+    /// request may succeed later, so it is answered `temporarily_unavailable`
+    /// (RFC 6749 §4.1.2.1) with 503, not 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, AppError::Store(StoreError::Database(e)) if database_unavailable(e))
+    }
+}
+
+fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or("");
+            // SQLite: SQLITE_BUSY (5), SQLITE_READONLY (8) and its extended
+            // codes, SQLITE_IOERR (10), SQLITE_FULL (13), SQLITE_CANTOPEN (14).
+            // PostgreSQL: class 08 (connection), 53 (resources), 57 (operator
+            // intervention, e.g. shutdown), 25006 (read-only transaction).
+            matches!(code, "5" | "8" | "10" | "13" | "14")
+                || code
+                    .parse::<u32>()
+                    .is_ok_and(|c| c < 4096 && (c & 0xff == 8 || c & 0xff == 10))
+                || code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57")
+                || code == "25006"
+        }
+        _ => false,
+    }
 }

@@ -1,22 +1,30 @@
 //! The `tessera` command line: serve, and manage users, clients and keys
 //! against the same database a running server uses.
 
+// The lint policy of lib.rs (see there for why); this is its own crate root.
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used)]
+#![deny(clippy::expect_used)]
+#![deny(clippy::panic)]
+#![deny(clippy::await_holding_lock)]
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use tessera::auth::password;
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
-use tessera::domain::User;
 use tessera::jose::SigningAlg;
 use tessera::jose::rotation::Trigger;
-use tessera::oauth::client::{self, ClientRegistration};
+use tessera::oauth::client::ClientRegistration;
+use tessera::service::audit::{Actor, LogAuditSink};
 use tessera::service::keys;
+use tessera::service::users::{self, NewUser};
+use tessera::service::{ServiceError, clients};
 use tessera::state::{self, AppState};
-use tessera::store::{self, SharedStore, StoreError};
+use tessera::store::{self, SharedStore};
 
 #[derive(Parser)]
 #[command(
@@ -277,25 +285,16 @@ fn print_json(value: &serde_json::Value) -> Result<(), Failure> {
     Ok(())
 }
 
-const MAX_USERNAME_CHARS: usize = 64;
-
-/// 1–64 characters, none of them whitespace or control characters.
-fn validate_username(username: &str) -> Result<(), Failure> {
-    let chars = username.chars().count();
-    if chars == 0 || chars > MAX_USERNAME_CHARS {
-        return Err(Failure::Usage(format!(
-            "a username has 1 to {MAX_USERNAME_CHARS} characters"
-        )));
+/// Maps a service's refusal to exit code 2 (the caller's input) and its
+/// failures to exit code 1. Every service call goes through this: the
+/// blanket `From` above would make any error exit 1.
+fn service_failure(e: ServiceError) -> Failure {
+    match e {
+        ServiceError::Invalid(reason)
+        | ServiceError::NotFound(reason)
+        | ServiceError::Conflict(reason) => Failure::Usage(reason),
+        ServiceError::Internal(source) => Failure::Other(source.to_string()),
     }
-    if username
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(Failure::Usage(
-            "a username contains no spaces or control characters".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// The whole of standard input minus one trailing newline; never empty.
@@ -316,13 +315,6 @@ fn read_password_stdin() -> Result<String, Failure> {
     Ok(password.to_string())
 }
 
-async fn find_user(store: &SharedStore, username: &str) -> Result<User, Failure> {
-    store
-        .user_by_username(username)
-        .await?
-        .ok_or_else(|| Failure::Usage(format!("no user named {username:?}")))
-}
-
 async fn user_command(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
     // Check what can be checked before touching the database or stdin.
     if let UserCommand::Add {
@@ -331,7 +323,7 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<(), Failure> 
         ..
     } = &cmd
     {
-        validate_username(username)?;
+        users::validate_username(username).map_err(service_failure)?;
         if !password_stdin {
             return Err(Failure::Usage(
                 "--password-stdin is required: pipe the password on standard input".into(),
@@ -339,6 +331,8 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<(), Failure> 
         }
     }
     let store = store::connect(&config.database_url).await?;
+    let store = store.as_ref();
+    let (clock, audit, actor) = (&SystemClock, &LogAuditSink, &Actor::Cli);
     match cmd {
         UserCommand::Add {
             username,
@@ -347,67 +341,48 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<(), Failure> 
             ..
         } => {
             let password = read_password_stdin()?;
-            let password_hash = password::hash_password(password).await?;
-            let now = SystemClock.now();
-            let user = User {
-                sub: tessera::crypto::random_token(),
+            let new = NewUser {
                 username,
-                password_hash,
+                password,
                 email,
                 name,
-                created_at: now,
-                updated_at: now,
             };
-            match store.insert_user(&user).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict(reason)) => return Err(Failure::Usage(reason)),
-                Err(e) => return Err(e.into()),
-            }
+            let user = users::add(store, clock, audit, actor, new)
+                .await
+                .map_err(service_failure)?;
             print_json(&serde_json::json!({ "sub": user.sub, "username": user.username }))
         }
         UserCommand::List => {
-            let users = store.users().await?;
-            print_json(&serde_json::Value::Array(
-                users
-                    .iter()
-                    .map(|u| {
-                        serde_json::json!({
-                            "sub": u.sub,
-                            "username": u.username,
-                            "email": u.email,
-                            "name": u.name,
-                            "created_at": u.created_at,
-                        })
-                    })
-                    .collect(),
-            ))
+            let all = users::list(store).await.map_err(service_failure)?;
+            print_json(&serde_json::to_value(all)?)
         }
         UserCommand::Delete { username } => {
-            let user = find_user(&store, &username).await?;
-            if store.delete_user(&user.sub, SystemClock.now()).await? {
-                print_json(&serde_json::json!({ "deleted": user.sub }))
-            } else {
-                Err(Failure::Usage(format!("no user named {username:?}")))
-            }
+            let user = users::find_by_username(store, &username)
+                .await
+                .map_err(service_failure)?;
+            users::delete(store, clock, audit, actor, &user)
+                .await
+                .map_err(service_failure)?;
+            print_json(&serde_json::json!({ "deleted": user.sub }))
         }
         UserCommand::Passwd { username, .. } => {
-            let user = find_user(&store, &username).await?;
+            // An unknown name is refused before the password is asked for.
+            let user = users::find_by_username(store, &username)
+                .await
+                .map_err(service_failure)?;
             let password = read_password_stdin()?;
-            let hash = password::hash_password(password).await?;
-            if store
-                .set_password(&user.sub, &hash, SystemClock.now())
-                .await?
-            {
-                print_json(&serde_json::json!({ "sub": user.sub, "username": user.username }))
-            } else {
-                Err(Failure::Usage(format!("no user named {username:?}")))
-            }
+            users::set_password(store, clock, audit, actor, &user, password)
+                .await
+                .map_err(service_failure)?;
+            print_json(&serde_json::json!({ "sub": user.sub, "username": user.username }))
         }
     }
 }
 
 async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failure> {
     let store = store::connect(&config.database_url).await?;
+    let store = store.as_ref();
+    let (clock, audit, actor) = (&SystemClock, &LogAuditSink, &Actor::Cli);
     match cmd {
         ClientCommand::Add {
             name,
@@ -433,41 +408,29 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
                 post_logout_redirect_uris,
                 skip_consent,
             };
-            let (client, secret) = client::register(registration, SystemClock.now())
-                .map_err(|e| Failure::Usage(e.to_string()))?;
-            store.insert_client(&client).await?;
-            print_json(&client.information_response(secret.as_deref()))
+            let registered = clients::register(store, clock, audit, actor, registration)
+                .await
+                .map_err(service_failure)?;
+            print_json(&registered.information_response())
         }
         ClientCommand::List => {
-            let clients = store.clients().await?;
+            let all = clients::list(store).await.map_err(service_failure)?;
             print_json(&serde_json::Value::Array(
-                clients
-                    .iter()
-                    .map(|c| c.information_response(None))
-                    .collect(),
+                all.iter().map(|c| c.information_response(None)).collect(),
             ))
         }
-        ClientCommand::Show { client_id } => match store.client(&client_id).await? {
-            Some(c) => print_json(&c.information_response(None)),
-            None => Err(Failure::Usage(format!("no client with id {client_id:?}"))),
-        },
-        ClientCommand::Delete { client_id } => {
-            if store.delete_client(&client_id).await? {
-                print_json(&serde_json::json!({ "deleted": client_id }))
-            } else {
-                Err(Failure::Usage(format!("no client with id {client_id:?}")))
-            }
+        ClientCommand::Show { client_id } => {
+            let client = clients::show(store, &client_id)
+                .await
+                .map_err(service_failure)?;
+            print_json(&client.information_response(None))
         }
-    }
-}
-
-/// Keys the operator got wrong (a PEM that cannot be imported, a
-/// key-encryption key that does not open the stored keys) exit 2.
-fn keys_failure(e: keys::KeysError) -> Failure {
-    if e.is_bad_input() {
-        Failure::Usage(e.to_string())
-    } else {
-        Failure::Other(e.to_string())
+        ClientCommand::Delete { client_id } => {
+            clients::delete(store, clock, audit, actor, &client_id)
+                .await
+                .map_err(service_failure)?;
+            print_json(&serde_json::json!({ "deleted": client_id }))
+        }
     }
 }
 
@@ -479,9 +442,10 @@ async fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Failure> 
             let store: SharedStore = store::connect(&config.database_url).await?;
             let master = state::load_master_key(config)?;
             let policy = state::rotation_policy(config);
+            // A key-encryption key that cannot open the stored keys exits 2.
             let changes = keys::rotate(store.as_ref(), &master, policy, now, Trigger::Manual)
                 .await
-                .map_err(|e| keys_failure(e.into()))?;
+                .map_err(|e| service_failure(keys::key_write_error(e)))?;
             for warning in &changes.warnings {
                 eprintln!("tessera: warning: {warning}");
             }
@@ -495,12 +459,12 @@ async fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Failure> 
             // The file is read and checked before the database is touched.
             let text = std::fs::read_to_string(&pem)
                 .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", pem.display())))?;
-            let key = keys::parse_pem(&text, alg).map_err(keys_failure)?;
+            let key = keys::parse_pem(&text, alg).map_err(service_failure)?;
             let store: SharedStore = store::connect(&config.database_url).await?;
             let master = state::load_master_key(config)?;
             let imported = keys::import(store.as_ref(), &master, &key, import_as, now)
                 .await
-                .map_err(keys_failure)?;
+                .map_err(service_failure)?;
             for warning in &imported.warnings {
                 eprintln!("tessera: warning: {warning}");
             }
@@ -510,11 +474,11 @@ async fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Failure> 
             let store: SharedStore = store::connect(&config.database_url).await?;
             let jwks = keys::export_public(store.as_ref())
                 .await
-                .map_err(keys_failure)?;
+                .map_err(service_failure)?;
             println!("{}", String::from_utf8_lossy(&jwks.body));
             return Ok(());
         }
     };
-    let listed = keys::list(store.as_ref()).await.map_err(keys_failure)?;
+    let listed = keys::list(store.as_ref()).await.map_err(service_failure)?;
     print_json(&serde_json::to_value(listed)?)
 }

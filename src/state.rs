@@ -5,6 +5,7 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::auth::password::PasswordHasher;
 use crate::auth::signin::SignIn;
 use crate::auth::throttle::Throttle;
 use crate::clock::SharedClock;
@@ -35,6 +36,8 @@ pub struct Inner {
     /// The discovery document, built once (it changes only with the config).
     pub discovery: serde_json::Value,
     pub clients: ClientCache,
+    /// The bounded queue sign-ins hash passwords through.
+    pub hasher: PasswordHasher,
     master_key: MasterKey,
     keys: RwLock<Arc<KeySet>>,
     versions: Mutex<ChangeVersions>,
@@ -73,6 +76,10 @@ impl AppState {
             endpoints,
             discovery,
             clients: ClientCache::new(store.clone()),
+            hasher: PasswordHasher::new(
+                config.password_hash_concurrency(),
+                config.login.password_hash_queue,
+            ),
             config,
             store,
             clock,
@@ -136,6 +143,7 @@ impl AppState {
     pub fn sign_in(&self) -> SignIn<'_> {
         SignIn {
             users: &*self.store,
+            hasher: &self.hasher,
             throttle: self.throttle(),
         }
     }

@@ -2,13 +2,75 @@
 //! stored as PHC strings. Hashing and verifying always run on the blocking
 //! pool so they never stall the async workers.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::crypto;
 use crate::error::AppError;
+
+/// The bounded queue every sign-in's password check goes through. At most
+/// `concurrency` argon2 hashes (19 MiB each) run at once, and at most
+/// `queue` more wait; past that a sign-in is refused at once as busy
+/// (503 with Retry-After), so a sign-in flood costs neither unbounded
+/// memory nor blocking threads.
+pub struct PasswordHasher {
+    running: Arc<Semaphore>,
+    admitted: Arc<Semaphore>,
+}
+
+/// The hashing queue is full: try again shortly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the password hashing queue is full")]
+pub struct Busy;
+
+/// A place in the queue, taken before any other work of a sign-in.
+pub struct HashSlot {
+    running: Arc<Semaphore>,
+    _admitted: OwnedSemaphorePermit,
+}
+
+impl PasswordHasher {
+    pub fn new(concurrency: usize, queue: usize) -> Self {
+        let concurrency = concurrency.max(1);
+        Self {
+            running: Arc::new(Semaphore::new(concurrency)),
+            admitted: Arc::new(Semaphore::new(concurrency.saturating_add(queue))),
+        }
+    }
+
+    /// A place in the queue, or `Busy` when it is full.
+    pub fn reserve(&self) -> Result<HashSlot, Busy> {
+        let admitted = Arc::clone(&self.admitted)
+            .try_acquire_owned()
+            .map_err(|_| Busy)?;
+        Ok(HashSlot {
+            running: Arc::clone(&self.running),
+            _admitted: admitted,
+        })
+    }
+}
+
+impl HashSlot {
+    /// `verify_password`, once a hashing place is free. The place is held
+    /// by the blocking task itself, so a client that goes away does not
+    /// free it before the hash is done.
+    pub async fn verify(self, stored_hash: Option<String>, password: String) -> bool {
+        let Ok(running) = Arc::clone(&self.running).acquire_owned().await else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || {
+            let _running = running;
+            let _admitted = self;
+            verify_blocking(stored_hash.as_deref(), password.as_bytes())
+        })
+        .await
+        .unwrap_or(false)
+    }
+}
 
 /// Hashes `password` with argon2id and a fresh random 128-bit salt; returns
 /// the PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
@@ -80,6 +142,25 @@ fn dummy_hash() -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_queue_refuses_past_its_bound() {
+        let hasher = PasswordHasher::new(1, 1);
+        let first = hasher.reserve().unwrap();
+        let second = hasher.reserve().unwrap();
+        assert_eq!(hasher.reserve().err(), Some(Busy));
+        drop(first);
+        let third = hasher.reserve().unwrap();
+        drop((second, third));
+        let hash = hash_password("pw".into()).await.unwrap();
+        assert!(
+            hasher
+                .reserve()
+                .unwrap()
+                .verify(Some(hash), "pw".into())
+                .await
+        );
+    }
 
     #[tokio::test]
     async fn roundtrip() {

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::password;
+use super::password::PasswordHasher;
 use super::throttle::{self, Locked, Throttle, ThrottleDecision};
 use crate::domain::User;
 use crate::error::AppError;
@@ -15,6 +15,7 @@ pub const AMR_PASSWORD: &str = "pwd";
 
 pub struct SignIn<'a> {
     pub users: &'a dyn UserStore,
+    pub hasher: &'a PasswordHasher,
     pub throttle: Throttle<'a>,
 }
 
@@ -27,6 +28,8 @@ pub enum SignInOutcome {
     Locked {
         retry_after_secs: i64,
     },
+    /// The password hashing queue is full; nothing was counted or checked.
+    Busy,
 }
 
 impl SignIn<'_> {
@@ -36,6 +39,10 @@ impl SignIn<'_> {
         password: String,
         ip: IpAddr,
     ) -> Result<SignInOutcome, AppError> {
+        // A place to hash first: a flood is refused before it costs anything.
+        let Ok(slot) = self.hasher.reserve() else {
+            return Ok(SignInOutcome::Busy);
+        };
         // Counted before the password is checked, so parallel guesses
         // cannot outrun the limit.
         let attempt = match throttle::begin_attempt(&self.throttle, username, ip).await? {
@@ -50,9 +57,9 @@ impl SignIn<'_> {
             self.users.user_by_username(username).await?
         };
         // An unknown user costs one hash too, so timing reveals nothing.
-        let ok =
-            password::verify_password(user.as_ref().map(|u| u.password_hash.clone()), password)
-                .await;
+        let ok = slot
+            .verify(user.as_ref().map(|u| u.password_hash.clone()), password)
+            .await;
         let Some(user) = user.filter(|_| ok) else {
             return Ok(
                 match throttle::attempt_failed(&self.throttle, &attempt).await? {

@@ -23,9 +23,17 @@ pub fn oauth_error_response(err: &OAuthError) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    if err.code == ErrorCode::InvalidClient {
-        // RFC 6749 §5.2: a 401 names the authentication scheme the client can use.
-        headers.insert(
+    response
+}
+
+/// RFC 6749 §5.2: when the client authenticated through the `Authorization`
+/// header, a 401 names the scheme it can use. Without the header there is
+/// no challenge (strict clients such as oauth4webapi treat a challenge to a
+/// body-authenticated request as a protocol error and hide the
+/// `error_description`).
+pub fn with_basic_challenge(mut response: Response, used_authorization_header: bool) -> Response {
+    if used_authorization_header && response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"tessera\""),
         );
@@ -37,6 +45,17 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
             AppError::OAuth(err) => oauth_error_response(&err),
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "database unavailable");
+                let mut response = oauth_error_response(&OAuthError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "The service is temporarily unavailable; try again shortly.",
+                ));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                response
+            }
             other => {
                 // Runs inside the request's span, so the log line carries its id.
                 tracing::error!(error = %other, "internal error");

@@ -7,7 +7,8 @@ use axum::extract::Request;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::error::oauth_error_response;
+use super::error::{oauth_error_response, with_basic_challenge};
+use crate::error::AppError;
 use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::client_auth::{self, CredentialSource, PresentedCredentials};
 use crate::oauth::request::FormParams;
@@ -17,6 +18,20 @@ use crate::oauth::request::FormParams;
 pub struct OAuthForm {
     pub params: FormParams,
     pub credentials: Option<PresentedCredentials>,
+    /// Whether the request carried an `Authorization` header (then a 401
+    /// carries a Basic challenge).
+    pub used_authorization_header: bool,
+}
+
+impl OAuthForm {
+    /// The response for `result`: errors as RFC 6749 §5.2 JSON, with the
+    /// Basic challenge when the client used the header.
+    pub fn answer(&self, result: Result<Response, AppError>) -> Response {
+        match result {
+            Ok(response) => response,
+            Err(e) => with_basic_challenge(e.into_response(), self.used_authorization_header),
+        }
+    }
 }
 
 pub struct FormRejection(Response);
@@ -31,7 +46,13 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     type Rejection = FormRejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let reject = |e: OAuthError| FormRejection(oauth_error_response(&e));
+        let used_authorization_header = req.headers().contains_key(header::AUTHORIZATION);
+        let reject = |e: OAuthError| {
+            FormRejection(with_basic_challenge(
+                oauth_error_response(&e),
+                used_authorization_header,
+            ))
+        };
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -78,6 +99,7 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
         Ok(Self {
             params,
             credentials,
+            used_authorization_header,
         })
     }
 }

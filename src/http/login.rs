@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use tower_sessions::Session;
 
@@ -22,6 +22,7 @@ use crate::oauth::request::FormParams;
 use crate::state::AppState;
 
 const BAD_CREDENTIALS: &str = "The username or password is incorrect.";
+const BUSY: &str = "Too many people are signing in right now. Please try again in a moment.";
 
 fn locked_message(retry_after_secs: i64) -> String {
     let minutes = (retry_after_secs + 59) / 60;
@@ -88,6 +89,13 @@ pub async fn login(
                     locked_message(retry_after_secs),
                     StatusCode::TOO_MANY_REQUESTS,
                 ));
+            }
+            SignInOutcome::Busy => {
+                let mut response = page(BUSY.into(), StatusCode::SERVICE_UNAVAILABLE);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return Ok(response);
             }
         };
         let auth_time = state.clock.now();

@@ -14,6 +14,7 @@ pub mod login;
 pub mod logout;
 pub mod pages;
 pub mod revoke;
+pub mod server;
 pub mod session;
 pub mod session_store;
 pub mod token;
@@ -66,7 +67,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route(path::LOGIN, post(login::login))
         .route(path::END_SESSION, get(logout::get).post(logout::post))
-        .layer(sessions);
+        .layer(sessions)
+        .layer(axum::middleware::map_response(pages::fill_empty_errors));
     // What a browser-based client (a SPA with PKCE) calls cross-origin.
     // No cookies are involved, so any origin may call; /introspect is for
     // resource servers and stays same-origin.
@@ -107,6 +109,16 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_client_request_id))
+}
+
+/// The request id is always ours: a client-sent `X-Request-Id` would let
+/// anyone forge or collide the ids that tie log lines together, so it is
+/// dropped before `SetRequestIdLayer` makes a fresh one. (Behind a trusted
+/// proxy, the proxy's id will be logged as a separate field.)
+async fn drop_client_request_id<B>(mut req: Request<B>) -> Request<B> {
+    req.headers_mut().remove(&REQUEST_ID);
+    req
 }
 
 /// The body-limit layer answers 413 in plain text before any handler runs;

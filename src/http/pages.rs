@@ -146,10 +146,39 @@ pub fn form_expired() -> Response {
 /// An internal failure of a page handler: logged (inside the request's
 /// span, so with its id) and answered with a generic page.
 pub fn internal_error(context: &str, e: &crate::error::AppError) -> Response {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "{context}: database unavailable");
+        return unavailable();
+    }
     tracing::error!(error = %e, "{context}");
     error_page(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong",
         "The server could not complete the request. Please try again later.",
     )
+}
+
+/// The database cannot take the request right now: a 503 page that says
+/// so, with Retry-After, and nothing half-done.
+pub fn unavailable() -> Response {
+    let mut response = error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        "The service cannot complete this right now. Please try again in a moment.",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+/// A page response a layer produced without a body (tower-sessions answers
+/// 500 with nothing when it cannot save a session): give it the page.
+pub async fn fill_empty_errors(response: Response) -> Response {
+    let status = response.status();
+    if status.is_server_error() && !response.headers().contains_key(header::CONTENT_TYPE) {
+        tracing::warn!(%status, "a layer failed the request; answering with the error page");
+        return unavailable();
+    }
+    response
 }

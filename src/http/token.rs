@@ -4,17 +4,17 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::form::{OAuthForm, no_store_json};
-use crate::error::AppError;
 use crate::oauth::token;
 use crate::state::AppState;
 
-pub async fn token(State(state): State<AppState>, form: OAuthForm) -> Result<Response, AppError> {
-    let response = token::exchange(
+pub async fn token(State(state): State<AppState>, form: OAuthForm) -> Response {
+    let result = token::exchange(
         &state.grant_context(),
         &state.clients,
-        form.credentials,
+        form.credentials.clone(),
         &form.params,
     )
-    .await?;
-    Ok(no_store_json(response))
+    .await
+    .map(no_store_json);
+    form.answer(result)
 }

@@ -21,7 +21,12 @@ pub async fn introspect(
     caller: &Client,
     token: &str,
 ) -> Result<Value, AppError> {
-    if let Some(claims) = access_token::validate(tokens, revoked, token).await? {
+    // RFC 7662 §4: only the client the token was issued to, or a resource
+    // server it is meant for (its `aud`), learns anything about it.
+    if let Some(claims) = access_token::validate(tokens, revoked, token)
+        .await?
+        .filter(|c| c.client_id == caller.client_id || c.aud == caller.client_id)
+    {
         let mut body = json!({
             "active": true,
             "token_type": "Bearer",

@@ -14,29 +14,18 @@ use crate::jose::rotation::{self, KeyChanges, RotationPolicy, Trigger};
 use crate::jose::{KeyError, KeyState, MasterKey, SigningAlg, SigningKeyRecord, keys};
 use crate::store::{KeyStore, StoreError};
 
-#[derive(Debug, thiserror::Error)]
-pub enum KeysError {
-    #[error(transparent)]
-    Import(#[from] ImportError),
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+use super::ServiceError;
 
-impl KeysError {
-    /// The operator's input is at fault, not the server: a key that cannot
-    /// be imported, a key-encryption key that does not open the stored
-    /// keys, a kid that is already stored. (Exit code 2 in the CLI.)
-    pub fn is_bad_input(&self) -> bool {
-        let refused =
-            |e: &KeyError| matches!(e, KeyError::WrongMasterKey { .. } | KeyError::KidExists(_));
-        match self {
-            KeysError::Import(ImportError::Key(e)) | KeysError::Key(e) => refused(e),
-            KeysError::Import(_) => true,
-            KeysError::Store(StoreError::Key(e)) => refused(e),
-            KeysError::Store(_) => false,
+/// A failed key write as the caller should see it: a key-encryption key
+/// that cannot open the stored keys is `Invalid` (the operator's input), a
+/// kid already stored is a `Conflict`, anything else is internal.
+pub fn key_write_error(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::Key(e @ KeyError::WrongMasterKey { .. }) => {
+            ServiceError::Invalid(e.to_string())
         }
+        StoreError::Key(e @ KeyError::KidExists(_)) => ServiceError::Conflict(e.to_string()),
+        other => other.into(),
     }
 }
 
@@ -64,22 +53,23 @@ impl From<&SigningKeyRecord> for KeySummary {
     }
 }
 
-pub async fn list(store: &dyn KeyStore) -> Result<Vec<KeySummary>, KeysError> {
+pub async fn list(store: &dyn KeyStore) -> Result<Vec<KeySummary>, ServiceError> {
     let keys = store.signing_keys().await?;
     Ok(keys.iter().map(KeySummary::from).collect())
 }
 
 /// The public JWKS, byte for byte the document `/jwks` serves for the same
 /// stored keys. Needs no key-encryption key.
-pub async fn export_public(store: &dyn KeyStore) -> Result<Jwks, KeysError> {
+pub async fn export_public(store: &dyn KeyStore) -> Result<Jwks, ServiceError> {
     let keys = store.signing_keys().await?;
-    Ok(Jwks::build(&keys)?)
+    Jwks::build(&keys).map_err(ServiceError::internal)
 }
 
 /// Plans and applies a rotation at `now` in one locked store transaction:
 /// the server's schedule, its start-up and `tessera keys rotate` all go
 /// through here. A `master` that cannot open the stored keys fails with
-/// `KeyError::WrongMasterKey` and writes nothing.
+/// `KeyError::WrongMasterKey` and writes nothing. The error is the store's,
+/// for the server; `key_write_error` turns it into the caller's.
 pub async fn rotate(
     store: &dyn KeyStore,
     master: &MasterKey,
@@ -121,9 +111,13 @@ impl std::str::FromStr for ImportAs {
 }
 
 /// Parses the one private key in a PEM document (PKCS#1, SEC1 or PKCS#8);
-/// `alg`, when given, must be what the key is for.
-pub fn parse_pem(pem: &str, alg: Option<SigningAlg>) -> Result<ImportedKey, KeysError> {
-    Ok(import::from_pem(pem, alg)?)
+/// `alg`, when given, must be what the key is for. A key that cannot be
+/// used is `Invalid`, with the reason.
+pub fn parse_pem(pem: &str, alg: Option<SigningAlg>) -> Result<ImportedKey, ServiceError> {
+    import::from_pem(pem, alg).map_err(|e| match e {
+        ImportError::Key(e) => ServiceError::internal(e),
+        e => ServiceError::Invalid(e.to_string()),
+    })
 }
 
 /// The outcome of an import: the stored key and what to tell the operator.
@@ -133,15 +127,17 @@ pub struct Imported {
     pub warnings: Vec<String>,
 }
 
-/// Stores `key`, sealed under `master`, in the state `state`.
+/// Stores `key`, sealed under `master`, in the state `state`. A kid that
+/// is already stored is a `Conflict`; a `master` that cannot open the
+/// stored keys is `Invalid`; either way nothing is written.
 pub async fn import(
     store: &dyn KeyStore,
     master: &MasterKey,
     key: &ImportedKey,
     state: ImportAs,
     now: UnixTime,
-) -> Result<Imported, KeysError> {
-    let mut record = key.seal(master, now)?;
+) -> Result<Imported, ServiceError> {
+    let mut record = key.seal(master, now).map_err(ServiceError::internal)?;
     if state == ImportAs::Current {
         record.state = KeyState::Current;
         record.activated_at = Some(now);
@@ -174,7 +170,10 @@ pub async fn import(
         changes.insert.push(record.clone());
         Ok(changes)
     };
-    let changes = store.update_signing_keys(&planner).await?;
+    let changes = store
+        .update_signing_keys(&planner)
+        .await
+        .map_err(key_write_error)?;
     Ok(Imported {
         key: KeySummary::from(&record),
         warnings: changes.warnings,

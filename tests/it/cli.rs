@@ -6,10 +6,16 @@ use std::process::Output;
 
 use reqwest::StatusCode;
 use serde_json::Value;
+use tessera::clock::Clock;
 use tessera::crypto::hash_secret;
+use tessera::oauth::client::ClientRegistration;
+use tessera::service::ServiceError;
+use tessera::service::audit::{Actor, AuditEvent, AuditKind};
+use tessera::service::clients;
 
 use crate::harness::{Backend, TestServer, cli_on, eventually, verify_with_jwks};
 use crate::introspection::{introspect, kid_of, request_token, start, token};
+use crate::users::RecordedEvents;
 
 /// Runs the `tessera` binary on the server's database, off the async
 /// workers (the server under test runs on them).
@@ -362,6 +368,80 @@ async fn public_client_has_no_secret(backend: Backend) {
     assert!(stored.is_public());
 }
 
+/// The service behind `tessera client`: each change is audited once, with
+/// the actor and the client's id and never its secret; a refused one is
+/// not, and stores nothing.
+async fn client_service_audits_each_change_and_nothing_else(backend: Backend) {
+    let server = start(backend).await;
+    let store = server.state.store.as_ref();
+    let clock = server.clock.as_ref();
+    let audit = RecordedEvents::default();
+    let event = |kind, client_id: &str| AuditEvent {
+        kind,
+        actor: Actor::Cli,
+        subject: client_id.to_string(),
+        client_id: Some(client_id.to_string()),
+        at: clock.now(),
+    };
+
+    let registration = ClientRegistration {
+        client_name: "svc".into(),
+        scope: Some("read".into()),
+        ..Default::default()
+    };
+    let registered = clients::register(store, clock, &audit, &Actor::Cli, registration)
+        .await
+        .unwrap();
+    let id = registered.client.client_id.clone();
+    let secret = registered.secret.clone().unwrap();
+    assert_eq!(audit.take(), [event(AuditKind::ClientRegistered, &id)]);
+    let info = registered.information_response();
+    assert_eq!(info["client_id"], id.as_str());
+    assert_eq!(info["client_secret"], secret.as_str());
+    let shown = clients::show(store, &id).await.unwrap();
+    assert_eq!(
+        shown.secret_hash.as_deref(),
+        Some(hash_secret(&secret).as_str())
+    );
+    assert_eq!(shown.created_at, clock.now());
+    token(&server, &id, &secret).await;
+
+    let refused = ClientRegistration {
+        client_name: "x".into(),
+        grant_types: vec!["implicit".into()],
+        ..Default::default()
+    };
+    let result = clients::register(store, clock, &audit, &Actor::Cli, refused).await;
+    assert!(
+        matches!(&result, Err(ServiceError::Invalid(m)) if m.contains("implicit")),
+        "{result:?}"
+    );
+    assert!(audit.take().is_empty());
+    let ids: Vec<String> = clients::list(store)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    assert_eq!(ids, [id.as_str()]);
+
+    server.clock.advance(10);
+    clients::delete(store, clock, &audit, &Actor::Cli, &id)
+        .await
+        .unwrap();
+    assert_eq!(audit.take(), [event(AuditKind::ClientDeleted, &id)]);
+    for result in [
+        clients::show(store, &id).await.map(|_| ()),
+        clients::delete(store, clock, &audit, &Actor::Cli, &id).await,
+    ] {
+        assert!(
+            matches!(&result, Err(ServiceError::NotFound(m)) if m.contains(&id)),
+            "{result:?}"
+        );
+    }
+    assert!(audit.take().is_empty());
+}
+
 mod arguments {
     use tessera::oauth::client::{self, ClientRegistration};
 
@@ -436,4 +516,5 @@ crate::both_backends!(
     unsupported_signing_algorithm_exits_2,
     es256_client_gets_es256_tokens,
     public_client_has_no_secret,
+    client_service_audits_each_change_and_nothing_else,
 );

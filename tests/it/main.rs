@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod attacks;
 mod browser;
 mod cli;
 mod client_credentials;
@@ -11,4 +12,5 @@ mod discovery;
 mod hardening;
 mod introspection;
 mod keys;
+mod layers;
 mod users;

@@ -4,12 +4,16 @@
 
 use std::net::IpAddr;
 use std::process::Output;
+use std::sync::Mutex;
 
 use serde_json::Value;
 use tessera::auth::password::verify_password;
 use tessera::auth::throttle::{self, Locked, ThrottleDecision};
 use tessera::clock::Clock;
 use tessera::domain::{LoginFailures, User};
+use tessera::service::ServiceError;
+use tessera::service::audit::{Actor, AuditEvent, AuditKind, AuditSink};
+use tessera::service::users::{self, NewUser};
 use tessera::state::AppState;
 
 use crate::harness::{Backend, TestServer, cli_on};
@@ -259,6 +263,132 @@ async fn user_delete_removes_the_user(backend: Backend) {
     // The name is free again, and a new user gets a new sub.
     let again = add_user(&server, "alice", "pw").await;
     assert_ne!(again["sub"], alice["sub"]);
+}
+
+/// An audit sink that keeps what it is given, for tests of the services.
+#[derive(Default)]
+pub(crate) struct RecordedEvents(Mutex<Vec<AuditEvent>>);
+
+impl RecordedEvents {
+    /// The events recorded since the last call.
+    pub(crate) fn take(&self) -> Vec<AuditEvent> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditSink for RecordedEvents {
+    async fn record(&self, event: AuditEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+fn new_user(username: &str, password: &str) -> NewUser {
+    NewUser {
+        username: username.into(),
+        password: password.into(),
+        email: None,
+        name: None,
+    }
+}
+
+/// The service the CLI (and next the admin API) calls: each change is
+/// audited once, with the actor and the user's `sub`; a refused one is
+/// not, and leaves the database as it was.
+async fn user_service_audits_each_change_and_nothing_else(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let store = server.state.store.as_ref();
+    let clock = server.clock.as_ref();
+    let audit = RecordedEvents::default();
+    let admin = Actor::Client("ops-console".into());
+    let event = |kind, sub: &str| AuditEvent {
+        kind,
+        actor: admin.clone(),
+        subject: sub.to_string(),
+        client_id: None,
+        at: clock.now(),
+    };
+
+    let alice = users::add(
+        store,
+        clock,
+        &audit,
+        &admin,
+        new_user("alice", "first password"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(alice.username, "alice");
+    assert_eq!(alice.created_at, clock.now());
+    assert_eq!(audit.take(), [event(AuditKind::UserCreated, &alice.sub)]);
+    assert_eq!(
+        users::find_by_username(store, "alice").await.unwrap(),
+        alice
+    );
+
+    // Refusals: a taken name, a bad name, an empty password.
+    let taken = users::add(store, clock, &audit, &admin, new_user("alice", "x")).await;
+    assert!(
+        matches!(&taken, Err(ServiceError::Conflict(m)) if m.contains("taken")),
+        "{taken:?}"
+    );
+    for refused in [new_user("bad name", "x"), new_user("carol", "")] {
+        let result = users::add(store, clock, &audit, &admin, refused).await;
+        assert!(
+            matches!(result, Err(ServiceError::Invalid(_))),
+            "{result:?}"
+        );
+    }
+    assert!(audit.take().is_empty());
+    let names: Vec<String> = users::list(store)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(names, ["alice"]);
+    let stored_alice = stored(&server, "alice").await.unwrap();
+    assert!(verify_password(Some(stored_alice.password_hash), "first password".into()).await);
+
+    server.clock.advance(10);
+    users::set_password(store, clock, &audit, &admin, &alice, "second".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        audit.take(),
+        [event(AuditKind::UserPasswordChanged, &alice.sub)]
+    );
+    let after = stored(&server, "alice").await.unwrap();
+    assert!(verify_password(Some(after.password_hash.clone()), "second".into()).await);
+    assert_eq!(after.updated_at, clock.now());
+    let empty = users::set_password(store, clock, &audit, &admin, &alice, String::new()).await;
+    assert!(matches!(empty, Err(ServiceError::Invalid(_))), "{empty:?}");
+    assert_eq!(
+        stored(&server, "alice").await.unwrap().password_hash,
+        after.password_hash
+    );
+
+    server.clock.advance(10);
+    users::delete(store, clock, &audit, &admin, &alice)
+        .await
+        .unwrap();
+    assert_eq!(audit.take(), [event(AuditKind::UserDeleted, &alice.sub)]);
+    assert!(stored(&server, "alice").await.is_none());
+
+    // The user is gone: every way to reach them is NotFound, and audited never.
+    let gone = users::find_by_username(store, "alice").await;
+    assert!(
+        matches!(&gone, Err(ServiceError::NotFound(m)) if m.contains("alice")),
+        "{gone:?}"
+    );
+    let again = users::delete(store, clock, &audit, &admin, &alice).await;
+    assert!(matches!(again, Err(ServiceError::NotFound(_))), "{again:?}");
+    let passwd = users::set_password(store, clock, &audit, &admin, &alice, "x".into()).await;
+    assert!(
+        matches!(passwd, Err(ServiceError::NotFound(_))),
+        "{passwd:?}"
+    );
+    assert!(audit.take().is_empty());
 }
 
 async fn throttled_server(backend: Backend) -> TestServer {
@@ -647,6 +777,7 @@ crate::both_backends!(
     user_list_shows_users_without_hashes,
     user_passwd_replaces_the_hash,
     user_delete_removes_the_user,
+    user_service_audits_each_change_and_nothing_else,
     throttle_locks_an_account_then_lets_it_in_again,
     throttle_success_clears_the_account_and_returns_the_attempt,
     throttle_failures_outside_the_window_start_over,

@@ -39,6 +39,14 @@ impl ClientAuthMethod for ClientSecretPost {
         })
     }
 
+    /// A secret is a secret wherever it is sent: libraries differ in which
+    /// of the two they default to (openid-client posts, requests-oauthlib
+    /// uses Basic), so either is accepted. Only the stricter methods
+    /// (`private_key_jwt`, `client_secret_jwt`, `none`) stay exact.
+    fn accepts(&self, presented: &str) -> bool {
+        presented == NAME || presented == super::client_secret_basic::NAME
+    }
+
     async fn verify(&self, client: &Client, presented: &PresentedCredentials) -> bool {
         secret_matches(client, presented)
     }

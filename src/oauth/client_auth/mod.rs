@@ -33,7 +33,7 @@ pub struct CredentialSource<'a> {
 }
 
 /// The credentials a request carried, before they are checked.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresentedCredentials {
     /// The registered name of the method they were presented with.
     pub method: &'static str,
@@ -58,6 +58,11 @@ pub trait ClientAuthMethod: Send + Sync {
         &self,
         source: &CredentialSource<'_>,
     ) -> Option<Result<PresentedCredentials, OAuthError>>;
+    /// Whether a client registered with this method may present
+    /// credentials of the `presented` method. Strict by default.
+    fn accepts(&self, presented: &str) -> bool {
+        presented == self.name()
+    }
     /// Whether `presented` proves the request comes from `client`.
     async fn verify(&self, client: &Client, presented: &PresentedCredentials) -> bool;
 }
@@ -115,11 +120,11 @@ pub async fn authenticate(
         .get(&presented.client_id)
         .await?
         .ok_or_else(failed)?;
-    let registered = client.metadata.token_endpoint_auth_method.as_str();
-    if presented.method != registered {
+    let registered = find(&client.metadata.token_endpoint_auth_method).ok_or_else(failed)?;
+    if !registered.accepts(presented.method) {
         return Err(failed().into());
     }
-    let method = find(registered).ok_or_else(failed)?;
+    let method = find(presented.method).ok_or_else(failed)?;
     if !method.verify(&client, &presented).await {
         return Err(failed().into());
     }
