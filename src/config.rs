@@ -43,6 +43,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub login: LoginConfig,
     pub http: HttpConfig,
+    pub audit: AuditConfig,
     /// Human descriptions of scopes for the consent page: `billing:write = "…"`.
     pub scopes: BTreeMap<String, String>,
 }
@@ -119,6 +120,19 @@ pub struct HttpConfig {
     pub shutdown_grace_secs: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Audit events older than this are pruned by the server's upkeep.
+    pub retention_days: i64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { retention_days: 90 }
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
@@ -142,6 +156,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             login: LoginConfig::default(),
             http: HttpConfig::default(),
+            audit: AuditConfig::default(),
             scopes: BTreeMap::new(),
         }
     }
@@ -278,6 +293,7 @@ impl Config {
                 "login.interaction_ttl_secs",
                 self.login.interaction_ttl_secs,
             ),
+            ("audit.retention_days", self.audit.retention_days),
         ] {
             if v <= 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));
@@ -339,6 +355,18 @@ mod tests {
         assert_eq!(c.issuer, "https://a.example");
         assert_eq!(c.listen, "0.0.0.0:9000");
         assert!(c.issuer_is_https());
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_90_days_and_must_be_positive() {
+        let mut c = Config::default();
+        assert_eq!(c.audit.retention_days, 90);
+        let mut short: Config = toml::from_str("[audit]\nretention_days = 7").unwrap();
+        short.validate().unwrap();
+        assert_eq!(short.audit.retention_days, 7);
+        c.audit.retention_days = 0;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("audit.retention_days"), "{err}");
     }
 
     #[test]

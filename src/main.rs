@@ -19,8 +19,9 @@ use tessera::config::Config;
 use tessera::jose::SigningAlg;
 use tessera::jose::rotation::Trigger;
 use tessera::oauth::client::ClientRegistration;
-use tessera::service::audit::{Actor, LogAuditSink};
+use tessera::service::audit::{self, Actor, AuditFilter, DbAuditSink};
 use tessera::service::keys;
+use tessera::service::page::{MAX_LIMIT, PageRequest};
 use tessera::service::users::{self, NewUser};
 use tessera::service::{ServiceError, clients};
 use tessera::state::{self, AppState};
@@ -55,6 +56,26 @@ enum Command {
     /// Inspect and rotate signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print events, newest first, one JSON object per line.
+    List {
+        /// Only events at or after this RFC 3339 date-time
+        /// (2024-05-01T12:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events of this kind (signin.failed) or category (signin).
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// At most this many events (1 to 200).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -248,6 +269,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::User(cmd) => user_command(&config, cmd).await,
         Command::Client(cmd) => client_command(&config, cmd).await,
         Command::Keys(cmd) => keys_command(&config, cmd).await,
+        Command::Audit(cmd) => audit_command(&config, cmd).await,
     }
 }
 
@@ -270,7 +292,10 @@ async fn serve(config: Config) -> Result<(), Failure> {
         issuer = %issuer,
         "tessera is listening"
     );
-    tessera::serve(listener, state, shutdown_signal()).await?;
+    let serving = state.clone();
+    tessera::serve(listener, serving, shutdown_signal()).await?;
+    // Audit events still queued are written before the process ends.
+    state.audit.flush().await;
     tracing::info!("shut down");
     Ok(())
 }
@@ -350,7 +375,8 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<(), Failure> 
     }
     let store = store::connect(&config.database_url).await?;
     let store = store.as_ref();
-    let (clock, audit, actor) = (&SystemClock, &LogAuditSink, &Actor::Cli);
+    let audit = &DbAuditSink { store };
+    let (clock, actor) = (&SystemClock, &Actor::Cli);
     match cmd {
         UserCommand::Add {
             username,
@@ -400,7 +426,8 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<(), Failure> 
 async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failure> {
     let store = store::connect(&config.database_url).await?;
     let store = store.as_ref();
-    let (clock, audit, actor) = (&SystemClock, &LogAuditSink, &Actor::Cli);
+    let audit = &DbAuditSink { store };
+    let (clock, actor) = (&SystemClock, &Actor::Cli);
     match cmd {
         ClientCommand::Add {
             name,
@@ -469,6 +496,10 @@ async fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Failure> 
             for warning in &changes.warnings {
                 eprintln!("tessera: warning: {warning}");
             }
+            let audit = DbAuditSink {
+                store: store.as_ref(),
+            };
+            keys::audit_rotation(&audit, &Actor::Cli, &changes, now).await;
             store
         }
         KeysCommand::Import {
@@ -488,6 +519,10 @@ async fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Failure> 
             for warning in &imported.warnings {
                 eprintln!("tessera: warning: {warning}");
             }
+            let audit = DbAuditSink {
+                store: store.as_ref(),
+            };
+            keys::audit_import(&audit, &Actor::Cli, &imported.key, now).await;
             return print_json(&serde_json::to_value(imported.key)?);
         }
         KeysCommand::ExportPublic => {
@@ -501,4 +536,37 @@ async fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Failure> 
     };
     let listed = keys::list(store.as_ref()).await.map_err(service_failure)?;
     print_json(&serde_json::to_value(listed)?)
+}
+
+async fn audit_command(config: &Config, cmd: AuditCommand) -> Result<(), Failure> {
+    let AuditCommand::List { since, kind, limit } = cmd;
+    // Everything the operator typed is checked before the database is
+    // opened.
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Failure::Usage(format!(
+            "--limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let since = since
+        .map(|s| audit::parse_rfc3339("--since", &s))
+        .transpose()
+        .map_err(service_failure)?;
+    if let Some(kind) = &kind {
+        audit::kinds_named(kind).map_err(service_failure)?;
+    }
+    let store = store::connect(&config.database_url).await?;
+    let filter = AuditFilter {
+        kind,
+        since,
+        ..AuditFilter::default()
+    };
+    let page = audit::list(store.as_ref(), &filter, &PageRequest::first(limit))
+        .await
+        .map_err(service_failure)?;
+    let mut out = std::io::stdout().lock();
+    for entry in page.items {
+        use std::io::Write;
+        writeln!(out, "{}", serde_json::to_string(&entry)?)?;
+    }
+    Ok(())
 }

@@ -22,7 +22,8 @@ use crate::oauth::grants::GrantContext;
 use crate::oauth::interaction::Interactions;
 use crate::oauth::tokens::Tokens;
 use crate::oidc::discovery;
-use crate::store::{ChangeVersions, SharedStore, StoreError};
+use crate::service::audit::{Actor, AuditQueue};
+use crate::store::{AuditStore, ChangeVersions, SharedStore, StoreError};
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -38,6 +39,9 @@ pub struct Inner {
     pub clients: ClientCache,
     /// The bounded queue sign-ins hash passwords through.
     pub hasher: PasswordHasher,
+    /// Where audit events go: queued, written to the `audit_events` table
+    /// in the background.
+    pub audit: AuditQueue,
     master_key: MasterKey,
     keys: RwLock<Arc<KeySet>>,
     versions: Mutex<ChangeVersions>,
@@ -72,7 +76,9 @@ impl AppState {
         let key_set = KeySet::load(&records, &master_key)?;
         let endpoints = Endpoints::for_issuer(&config.issuer);
         let discovery = discovery::metadata(&endpoints, config.scopes.keys().map(String::as_str));
+        let audit_store: Arc<dyn AuditStore> = store.clone();
         Ok(Self(Arc::new(Inner {
+            audit: AuditQueue::start(audit_store),
             endpoints,
             discovery,
             clients: ClientCache::new(store.clone()),
@@ -203,7 +209,8 @@ impl AppState {
 
     /// Background upkeep for a serving instance: cache refresh, the key
     /// rotation schedule, and pruning of expired revocations, sessions, grants,
-    /// codes, refresh tokens and login counters.
+    /// codes, refresh tokens and login counters, and of audit events older
+    /// than `audit.retention_days`.
     pub fn spawn_background_tasks(&self) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
         tokio::spawn(async move {
@@ -229,6 +236,13 @@ impl AppState {
                                 for warning in &changes.warnings {
                                     tracing::warn!("{warning}");
                                 }
+                                crate::service::keys::audit_rotation(
+                                    &state.audit,
+                                    &Actor::System,
+                                    &changes,
+                                    state.clock.now(),
+                                )
+                                .await;
                                 if !changes.is_empty() {
                                     tracing::info!(
                                         created = changes.insert.len(),
@@ -257,6 +271,12 @@ impl AppState {
                         let window = state.config.login.failure_window_secs;
                         if let Err(e) = state.store.prune_login_failures(now, window).await {
                             tracing::warn!(error = %e, "pruning login counters failed");
+                        }
+                        let retention = state.config.audit.retention_days;
+                        if let Err(e) =
+                            crate::service::audit::prune(&*state.store, now, retention).await
+                        {
+                            tracing::warn!(error = %e, "pruning audit events failed");
                         }
                     }
                 }

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
 use super::browser::Binding;
+use super::origin::Origin;
 use super::pages::{self, ConsentPage, FormPostPage, LoginPage, ScopeView};
 use super::session;
 use crate::auth::session::LoginSession;
@@ -19,6 +20,7 @@ use crate::oauth::authorize::{self, AuthorizeError, Decision, Pending};
 use crate::oauth::interaction::{self, Interactions};
 use crate::oauth::request::FormParams;
 use crate::oauth::response::{AuthorizationResponse, ResponseMode};
+use crate::service::audit::{Actor, AuditEvent, AuditKind, AuditSink, RequestOrigin};
 use crate::state::AppState;
 
 /// The query parameter that names a stored interaction.
@@ -38,6 +40,7 @@ pub async fn get(
 
 pub async fn post(
     State(state): State<AppState>,
+    Origin(origin): Origin,
     headers: HeaderMap,
     session: Session,
     RawQuery(query): RawQuery,
@@ -52,7 +55,16 @@ pub async fn post(
             Ok(p) => p,
             Err(e) => return pages::bad_request(&e.description),
         };
-        return consent(&state, &headers, &session, &query, &body_params, decision).await;
+        return consent(
+            &state,
+            &origin,
+            &headers,
+            &session,
+            &query,
+            &body_params,
+            decision,
+        )
+        .await;
     }
     // A form-encoded authorization request: the parameters are the body.
     run(&state, &headers, &session, &body_params).await
@@ -266,6 +278,7 @@ async fn consent_page(
 /// The consent form's answer, posted to `/authorize?interaction=ID`.
 async fn consent(
     state: &AppState,
+    origin: &RequestOrigin,
     headers: &HeaderMap,
     session: &Session,
     query: &FormParams,
@@ -301,9 +314,27 @@ async fn consent(
             return Ok(pages::form_expired());
         }
         let ctx = state.authorize_context();
-        Ok::<_, AppError>(respond(
-            authorize::answer_consent(&ctx, &resumed.pending, &login, allow).await?,
-        ))
+        let answer = authorize::answer_consent(&ctx, &resumed.pending, &login, allow).await?;
+        let kind = if allow {
+            AuditKind::ConsentGiven
+        } else {
+            AuditKind::ConsentDenied
+        };
+        state
+            .audit
+            .record(
+                AuditEvent::user(
+                    kind,
+                    &Actor::User(login.sub.clone()),
+                    &login.sub,
+                    state.clock.now(),
+                )
+                .with_client(&resumed.pending.client.client_id)
+                .with_detail("scope", resumed.pending.request.scope.to_string())
+                .with_origin(origin),
+            )
+            .await;
+        Ok::<_, AppError>(respond(answer))
     }
     .await;
     result.unwrap_or_else(internal)

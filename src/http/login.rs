@@ -11,6 +11,7 @@ use axum::response::Response;
 use tower_sessions::Session;
 
 use super::authorize::{INTERACTION_PARAM, interaction_url, login_page, redirect_to};
+use super::origin::Origin;
 use super::{browser, pages, session};
 use crate::auth::session::LoginSession;
 use crate::auth::signin::{AMR_PASSWORD, SignInOutcome};
@@ -19,6 +20,7 @@ use crate::endpoints::path;
 use crate::error::AppError;
 use crate::oauth::interaction::Interactions;
 use crate::oauth::request::FormParams;
+use crate::service::audit::{Actor, AuditEvent, AuditKind, AuditSink, RequestOrigin};
 use crate::state::AppState;
 
 const BAD_CREDENTIALS: &str = "The username or password is incorrect.";
@@ -36,6 +38,7 @@ fn locked_message(retry_after_secs: i64) -> String {
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Origin(origin): Origin,
     headers: HeaderMap,
     session: Session,
     RawQuery(query): RawQuery,
@@ -75,11 +78,19 @@ pub async fn login(
                 status,
             )
         };
-        let user = match state
+        let outcome = state
             .sign_in()
             .with_password(&username, password, peer.ip())
-            .await?
-        {
+            .await?;
+        audit_sign_in(
+            &state,
+            &origin,
+            &resumed.pending.client.client_id,
+            &username,
+            &outcome,
+        )
+        .await;
+        let user = match outcome {
             SignInOutcome::SignedIn(user) => user,
             SignInOutcome::BadCredentials => {
                 return Ok(page(BAD_CREDENTIALS.into(), StatusCode::UNAUTHORIZED));
@@ -119,4 +130,53 @@ pub async fn login(
     }
     .await;
     result.unwrap_or_else(|e| pages::internal_error("login failed", &e))
+}
+
+/// The longest username kept in a `signin.failed` event: anything longer
+/// names no account (usernames have at most 64 characters) and is cut.
+const MAX_AUDITED_USERNAME_CHARS: usize = 128;
+
+/// Records a sign-in: who signed in, or (failed) the username that was
+/// tried and why it failed, naming the account's `sub` when one has that
+/// name. Never the password.
+async fn audit_sign_in(
+    state: &AppState,
+    origin: &RequestOrigin,
+    client_id: &str,
+    username: &str,
+    outcome: &SignInOutcome,
+) {
+    let now = state.clock.now();
+    let event = match outcome {
+        SignInOutcome::SignedIn(user) => AuditEvent::user(
+            AuditKind::SignInSucceeded,
+            &Actor::User(user.sub.clone()),
+            &user.sub,
+            now,
+        )
+        .with_detail("method", AMR_PASSWORD),
+        failed => {
+            let reason = match failed {
+                SignInOutcome::Locked { .. } => "locked",
+                SignInOutcome::Busy => "busy",
+                _ => "bad_credentials",
+            };
+            let tried: String = username.chars().take(MAX_AUDITED_USERNAME_CHARS).collect();
+            let mut event = AuditEvent::new(AuditKind::SignInFailed, &Actor::Anonymous, now)
+                .with_detail("reason", reason)
+                .with_detail("username", tried);
+            // Only for the audit line: a failed lookup never fails the
+            // sign-in's answer.
+            match state.store.user_by_username(username).await {
+                Ok(Some(user)) => event = event.with_subject(&user.sub),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot name the account of a failed sign-in"),
+            }
+            event
+        }
+    };
+    state
+        .audit
+        .record(event.with_client(client_id).with_origin(origin))
+        .await;
 }

@@ -1,6 +1,7 @@
 //! Thin axum handlers, one file per endpoint: parse the HTTP shape into a
 //! typed request, call `crate::oauth` / `crate::oidc`, render the result.
 
+pub mod admin;
 pub mod assets;
 pub mod authorize;
 pub mod browser;
@@ -12,6 +13,7 @@ pub mod introspect;
 pub mod jwks;
 pub mod login;
 pub mod logout;
+pub mod origin;
 pub mod pages;
 pub mod revoke;
 pub mod server;
@@ -88,6 +90,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(browser)
         .merge(api)
+        .nest(admin::PREFIX, admin::router(state.clone()))
         .route(path::INTROSPECTION, post(introspect::introspect))
         .route(path::STYLESHEET, get(assets::stylesheet))
         .route(path::FORM_POST_SCRIPT, get(assets::form_post_script))

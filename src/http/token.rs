@@ -2,19 +2,85 @@
 
 use axum::extract::State;
 use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::form::{OAuthForm, no_store_json};
+use super::origin::Origin;
+use crate::error::{AppError, ErrorCode};
+use crate::oauth::access_token::AccessTokenClaims;
+use crate::oauth::grants::TokenResponse;
+use crate::oauth::grants::refresh_token::{self, REUSED_DESCRIPTION};
 use crate::oauth::token;
+use crate::service::audit::{Actor, AuditEvent, AuditKind, AuditSink, RequestOrigin};
 use crate::state::AppState;
 
-pub async fn token(State(state): State<AppState>, form: OAuthForm) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    Origin(origin): Origin,
+    form: OAuthForm,
+) -> Response {
     let result = token::exchange(
         &state.grant_context(),
         &state.clients,
         form.credentials.clone(),
         &form.params,
     )
-    .await
-    .map(no_store_json);
-    form.answer(result)
+    .await;
+    audit(&state, &origin, &form, &result).await;
+    form.answer(result.map(no_store_json))
+}
+
+/// Records a token issued (grant type, client, scope and the person it is
+/// for; never a token) or a reused refresh token.
+async fn audit(
+    state: &AppState,
+    origin: &RequestOrigin,
+    form: &OAuthForm,
+    result: &Result<TokenResponse, AppError>,
+) {
+    // A request that got this far authenticated the client it names.
+    let Some(client_id) = form.credentials.as_ref().map(|c| c.client_id.as_str()) else {
+        return;
+    };
+    let grant_type = form.params.get("grant_type").unwrap_or_default();
+    let actor = Actor::Client(client_id.to_string());
+    let now = state.clock.now();
+    let event = match result {
+        Ok(issued) => {
+            let mut event = AuditEvent::new(AuditKind::TokenIssued, &actor, now)
+                .with_detail("grant_type", grant_type)
+                .with_detail("refresh_token", issued.refresh_token.is_some())
+                .with_detail("id_token", issued.id_token.is_some());
+            if let Some(scope) = &issued.scope {
+                event = event.with_detail("scope", scope.as_str());
+            }
+            match subject_of(&issued.access_token) {
+                Some(sub) if sub != client_id => event.with_subject(&sub),
+                _ => event,
+            }
+        }
+        Err(AppError::OAuth(e))
+            if grant_type == refresh_token::GRANT_TYPE
+                && e.code == ErrorCode::InvalidGrant
+                && e.description == REUSED_DESCRIPTION =>
+        {
+            AuditEvent::new(AuditKind::RefreshTokenReused, &actor, now)
+        }
+        Err(_) => return,
+    };
+    state
+        .audit
+        .record(event.with_client(client_id).with_origin(origin))
+        .await;
+}
+
+/// The `sub` of an access token this request was just issued: its payload
+/// is read without checking the signature we just made.
+fn subject_of(access_token: &str) -> Option<String> {
+    let payload = access_token.split('.').nth(1)?;
+    let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<AccessTokenClaims>(&json)
+        .ok()
+        .map(|claims| claims.sub)
 }

@@ -9,9 +9,12 @@ use std::fmt;
 
 use super::ServiceError;
 use super::audit::{Actor, AuditEvent, AuditKind, AuditSink};
+use super::page::{CursorList, Page, PageRequest, split_key};
 use crate::clock::Clock;
+use crate::crypto;
 use crate::domain::Client;
 use crate::oauth::client::{self, ClientRegistration};
+use crate::oauth::client_auth;
 use crate::store::ClientStore;
 
 /// A client just registered, with its secret in clear: the only time the
@@ -100,6 +103,95 @@ pub async fn delete(
     Ok(())
 }
 
+/// A page of clients in registration order.
+pub async fn page(
+    store: &dyn ClientStore,
+    request: &PageRequest,
+) -> Result<Page<Client>, ServiceError> {
+    let after = request.after(CursorList::Clients)?;
+    let after = after.as_deref().map(split_key).transpose()?;
+    let clients = store.clients_page(after, request.fetch()).await?;
+    Ok(Page::from_fetched(
+        clients,
+        request,
+        CursorList::Clients,
+        |c| format!("{}:{}", c.created_at, c.client_id),
+    ))
+}
+
+/// Replaces the metadata of `client_id` with `registration`, checked by
+/// the same rules as `register` (a breach is `Invalid`). The client keeps
+/// its id and its secret; one that becomes confidential gets a secret
+/// (returned, shown once), one that becomes public loses its secret.
+pub async fn update(
+    store: &dyn ClientStore,
+    clock: &dyn Clock,
+    audit: &dyn AuditSink,
+    actor: &Actor,
+    client_id: &str,
+    registration: ClientRegistration,
+) -> Result<RegisteredClient, ServiceError> {
+    let existing = show(store, client_id).await?;
+    let (mut client, fresh_secret) = client::register(registration, existing.created_at)
+        .map_err(|e| ServiceError::Invalid(e.0))?;
+    client.client_id = existing.client_id;
+    let secret = match (fresh_secret, existing.secret_hash) {
+        (Some(_), Some(kept)) => {
+            client.secret_hash = Some(kept);
+            None
+        }
+        (fresh, _) => fresh,
+    };
+    if !store.update_client(&client).await? {
+        return Err(no_client_with_id(client_id));
+    }
+    audit
+        .record(AuditEvent::client(
+            AuditKind::ClientUpdated,
+            actor,
+            client_id,
+            clock.now(),
+        ))
+        .await;
+    Ok(RegisteredClient { client, secret })
+}
+
+/// Gives `client_id` a new secret (returned, shown once); the old one
+/// stops working at once. A client whose authentication method uses no
+/// secret (a public client) is `Invalid`.
+pub async fn rotate_secret(
+    store: &dyn ClientStore,
+    clock: &dyn Clock,
+    audit: &dyn AuditSink,
+    actor: &Actor,
+    client_id: &str,
+) -> Result<RegisteredClient, ServiceError> {
+    let mut client = show(store, client_id).await?;
+    let method = &client.metadata.token_endpoint_auth_method;
+    if !client_auth::find(method).is_some_and(|m| m.issues_secret()) {
+        return Err(ServiceError::Invalid(format!(
+            "client {client_id:?} authenticates with {method}, which uses no secret"
+        )));
+    }
+    let secret = crypto::random_token();
+    client.secret_hash = Some(crypto::hash_secret(&secret));
+    if !store.update_client(&client).await? {
+        return Err(no_client_with_id(client_id));
+    }
+    audit
+        .record(AuditEvent::client(
+            AuditKind::ClientSecretRotated,
+            actor,
+            client_id,
+            clock.now(),
+        ))
+        .await;
+    Ok(RegisteredClient {
+        client,
+        secret: Some(secret),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +234,16 @@ mod tests {
         }
         async fn delete_client(&self, _: &str) -> Result<bool, crate::store::StoreError> {
             panic!("unexpected delete")
+        }
+        async fn clients_page(
+            &self,
+            _: Option<(crate::clock::UnixTime, &str)>,
+            _: i64,
+        ) -> Result<Vec<Client>, crate::store::StoreError> {
+            panic!("unexpected read")
+        }
+        async fn update_client(&self, _: &Client) -> Result<bool, crate::store::StoreError> {
+            panic!("unexpected update")
         }
     }
 

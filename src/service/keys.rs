@@ -15,6 +15,7 @@ use crate::jose::{KeyError, KeyState, MasterKey, SigningAlg, SigningKeyRecord, k
 use crate::store::{KeyStore, StoreError};
 
 use super::ServiceError;
+use super::audit::{Actor, AuditEvent, AuditKind, AuditSink};
 
 /// A failed key write as the caller should see it: a key-encryption key
 /// that cannot open the stored keys is `Invalid` (the operator's input), a
@@ -178,4 +179,45 @@ pub async fn import(
         key: KeySummary::from(&record),
         warnings: changes.warnings,
     })
+}
+
+/// Records what a rotation changed (`keys.rotated`: the kids created, the
+/// kids whose state changed with their new state, the kids deleted), when
+/// it changed anything. The schedule (actor `System`), `tessera keys
+/// rotate` and the admin API all report through here.
+pub async fn audit_rotation(
+    audit: &dyn AuditSink,
+    actor: &Actor,
+    changes: &KeyChanges,
+    at: UnixTime,
+) {
+    if changes.is_empty() {
+        return;
+    }
+    let created: Vec<&str> = changes.insert.iter().map(|k| k.kid.as_str()).collect();
+    let changed: serde_json::Map<String, serde_json::Value> = changes
+        .update
+        .iter()
+        .map(|k| (k.kid.clone(), k.state.as_str().into()))
+        .collect();
+    audit
+        .record(
+            AuditEvent::new(AuditKind::KeysRotated, actor, at)
+                .with_detail("created", created)
+                .with_detail("changed", changed)
+                .with_detail("deleted", changes.delete.clone()),
+        )
+        .await;
+}
+
+/// Records an imported key (`keys.imported`: its kid, algorithm, state).
+pub async fn audit_import(audit: &dyn AuditSink, actor: &Actor, key: &KeySummary, at: UnixTime) {
+    audit
+        .record(
+            AuditEvent::new(AuditKind::KeyImported, actor, at)
+                .with_detail("kid", key.kid.as_str())
+                .with_detail("alg", key.alg.to_string())
+                .with_detail("state", key.state.as_str()),
+        )
+        .await;
 }

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod clients;
 pub mod keys;
+pub mod page;
 pub mod users;
 
 use crate::store::StoreError;

@@ -10,11 +10,12 @@ use serde::Serialize;
 
 use super::ServiceError;
 use super::audit::{Actor, AuditEvent, AuditKind, AuditSink};
+use super::page::{CursorList, Page, PageRequest, split_key};
 use crate::auth::password;
 use crate::clock::{Clock, UnixTime};
 use crate::crypto;
-use crate::domain::User;
-use crate::store::UserStore;
+use crate::domain::{Grant, User};
+use crate::store::{Consent, ConsentStore, GrantStore, UserStore};
 
 pub const MAX_USERNAME_CHARS: usize = 64;
 
@@ -202,6 +203,255 @@ pub async fn set_password(
         ))
         .await;
     Ok(())
+}
+
+fn no_user_with_sub(sub: &str) -> ServiceError {
+    ServiceError::NotFound(format!("no user with sub {sub:?}"))
+}
+
+/// The user `sub`, or `NotFound`.
+pub async fn show(store: &dyn UserStore, sub: &str) -> Result<UserSummary, ServiceError> {
+    store
+        .user(sub)
+        .await?
+        .map(UserSummary::from)
+        .ok_or_else(|| no_user_with_sub(sub))
+}
+
+/// A page of users in username order.
+pub async fn page(
+    store: &dyn UserStore,
+    request: &PageRequest,
+) -> Result<Page<UserSummary>, ServiceError> {
+    let after = request.after(CursorList::Users)?;
+    let users = store.users_page(after.as_deref(), request.fetch()).await?;
+    Ok(
+        Page::from_fetched(users, request, CursorList::Users, |u| u.username.clone())
+            .map(UserSummary::from),
+    )
+}
+
+/// What `update` changes: a field left `None` stays as it is, `Some(None)`
+/// clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileUpdate {
+    pub email: Option<Option<String>>,
+    pub name: Option<Option<String>>,
+}
+
+/// Changes `user`'s email and name (never the username, which people sign
+/// in with, or the `sub`, which clients know them by).
+pub async fn update(
+    store: &dyn UserStore,
+    clock: &dyn Clock,
+    audit: &dyn AuditSink,
+    actor: &Actor,
+    user: &UserSummary,
+    update: ProfileUpdate,
+) -> Result<UserSummary, ServiceError> {
+    let mut changed: Vec<&str> = Vec::new();
+    if update.email.is_some() {
+        changed.push("email");
+    }
+    if update.name.is_some() {
+        changed.push("name");
+    }
+    let email = update.email.unwrap_or_else(|| user.email.clone());
+    let name = update.name.unwrap_or_else(|| user.name.clone());
+    let now = clock.now();
+    if !store
+        .update_user_profile(&user.sub, email.as_deref(), name.as_deref(), now)
+        .await?
+    {
+        return Err(no_user_with_sub(&user.sub));
+    }
+    audit
+        .record(
+            AuditEvent::user(AuditKind::UserUpdated, actor, &user.sub, now)
+                .with_detail("fields", changed),
+        )
+        .await;
+    Ok(UserSummary {
+        email,
+        name,
+        ..user.clone()
+    })
+}
+
+/// What may be shown about a grant: never a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantSummary {
+    pub grant_id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub auth_time: UnixTime,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub revoked_at: Option<UnixTime>,
+    /// Neither revoked nor expired: its refresh tokens still work.
+    pub active: bool,
+}
+
+impl GrantSummary {
+    fn of(grant: Grant, now: UnixTime) -> Self {
+        Self {
+            active: grant.is_live(now),
+            grant_id: grant.grant_id,
+            client_id: grant.client_id,
+            scope: grant.scope.to_string(),
+            auth_time: grant.auth_time,
+            created_at: grant.created_at,
+            expires_at: grant.expires_at,
+            revoked_at: grant.revoked_at,
+        }
+    }
+}
+
+/// A page of the grants `user` gave (ended ones too, until they are
+/// pruned), newest first.
+pub async fn grants(
+    store: &dyn GrantStore,
+    clock: &dyn Clock,
+    user: &UserSummary,
+    request: &PageRequest,
+) -> Result<Page<GrantSummary>, ServiceError> {
+    let after = request.after(CursorList::Grants)?;
+    let after = after.as_deref().map(split_key).transpose()?;
+    let grants = store
+        .grants_of_user(&user.sub, after, request.fetch())
+        .await?;
+    let now = clock.now();
+    Ok(
+        Page::from_fetched(grants, request, CursorList::Grants, |g| {
+            format!("{}:{}", g.created_at, g.grant_id)
+        })
+        .map(|g| GrantSummary::of(g, now)),
+    )
+}
+
+/// Revokes `user`'s grant `grant_id`, and with it every refresh and access
+/// token issued under it. A grant of someone else is `NotFound`; one
+/// already revoked stays so (and is not audited again).
+pub async fn revoke_grant(
+    store: &dyn GrantStore,
+    clock: &dyn Clock,
+    audit: &dyn AuditSink,
+    actor: &Actor,
+    user: &UserSummary,
+    grant_id: &str,
+) -> Result<(), ServiceError> {
+    let grant = store
+        .grant(grant_id)
+        .await?
+        .filter(|g| g.sub == user.sub)
+        .ok_or_else(|| {
+            ServiceError::NotFound(format!("user {:?} has no grant {grant_id:?}", user.sub))
+        })?;
+    if grant.revoked_at.is_some() {
+        return Ok(());
+    }
+    let now = clock.now();
+    store.revoke_grant(grant_id, now).await?;
+    audit
+        .record(
+            AuditEvent::user(AuditKind::GrantRevoked, actor, &user.sub, now)
+                .with_client(&grant.client_id)
+                .with_detail("grant_id", grant_id),
+        )
+        .await;
+    Ok(())
+}
+
+/// What may be shown about a consent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsentSummary {
+    pub client_id: String,
+    pub scope: String,
+    pub updated_at: UnixTime,
+}
+
+impl From<Consent> for ConsentSummary {
+    fn from(c: Consent) -> Self {
+        Self {
+            client_id: c.client_id,
+            scope: c.scope.to_string(),
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// Every consent `user` has given, by client id.
+pub async fn consents(
+    store: &dyn ConsentStore,
+    user: &UserSummary,
+) -> Result<Vec<ConsentSummary>, ServiceError> {
+    Ok(store
+        .consents_of_user(&user.sub)
+        .await?
+        .into_iter()
+        .map(ConsentSummary::from)
+        .collect())
+}
+
+fn no_consent(user: &UserSummary, client_id: &str) -> ServiceError {
+    ServiceError::NotFound(format!(
+        "user {:?} has not consented to client {client_id:?}",
+        user.sub
+    ))
+}
+
+/// `user`'s consent to `client_id`, or `NotFound`.
+pub async fn consent(
+    store: &dyn ConsentStore,
+    user: &UserSummary,
+    client_id: &str,
+) -> Result<ConsentSummary, ServiceError> {
+    store
+        .consents_of_user(&user.sub)
+        .await?
+        .into_iter()
+        .find(|c| c.client_id == client_id)
+        .map(ConsentSummary::from)
+        .ok_or_else(|| no_consent(user, client_id))
+}
+
+/// Withdraws `user`'s consent to `client_id` (to every client when
+/// `None`): the consent page shows again on their next authorization, and
+/// the grants they gave those clients are revoked with their tokens. A
+/// named client without consent is `NotFound`. Returns the client ids
+/// whose consent was withdrawn; each is audited.
+pub async fn revoke_consents(
+    store: &dyn ConsentStore,
+    clock: &dyn Clock,
+    audit: &dyn AuditSink,
+    actor: &Actor,
+    user: &UserSummary,
+    client_id: Option<&str>,
+) -> Result<Vec<String>, ServiceError> {
+    let withdrawn: Vec<String> = match client_id {
+        Some(id) => {
+            if store.consent(&user.sub, id).await?.is_none() {
+                return Err(no_consent(user, id));
+            }
+            vec![id.to_string()]
+        }
+        None => store
+            .consents_of_user(&user.sub)
+            .await?
+            .into_iter()
+            .map(|c| c.client_id)
+            .collect(),
+    };
+    let now = clock.now();
+    store.revoke_consents(&user.sub, client_id, now).await?;
+    for id in &withdrawn {
+        audit
+            .record(
+                AuditEvent::user(AuditKind::ConsentRevoked, actor, &user.sub, now).with_client(id),
+            )
+            .await;
+    }
+    Ok(withdrawn)
 }
 
 #[cfg(test)]

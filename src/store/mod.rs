@@ -60,6 +60,16 @@ pub trait ClientStore: Send + Sync {
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
     async fn clients(&self) -> Result<Vec<Client>, StoreError>;
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+    /// At most `limit` clients in `clients()` order (`created_at`, then
+    /// `client_id`), those after `after` (a `(created_at, client_id)` key).
+    async fn clients_page(
+        &self,
+        after: Option<(UnixTime, &str)>,
+        limit: i64,
+    ) -> Result<Vec<Client>, StoreError>;
+    /// Replaces the stored secret hash and metadata of `client.client_id`
+    /// (bumping the change counter); `false` when no such client exists.
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
 }
 
 /// The function that decides key changes from the stored keys; it runs
@@ -100,6 +110,20 @@ pub trait UserStore: Send + Sync {
     /// Deletes the user with their consents, and revokes their grants.
     async fn delete_user(&self, sub: &str, now: UnixTime) -> Result<bool, StoreError>;
     async fn set_password(&self, sub: &str, hash: &str, now: UnixTime) -> Result<bool, StoreError>;
+    /// At most `limit` users in username order, those after `after_username`.
+    async fn users_page(
+        &self,
+        after_username: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<User>, StoreError>;
+    /// Sets `email` and `name`; `false` when no such user exists.
+    async fn update_user_profile(
+        &self,
+        sub: &str,
+        email: Option<&str>,
+        name: Option<&str>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -137,6 +161,15 @@ pub trait GrantStore: Send + Sync {
     /// access token issued under them can still be alive. Returns the
     /// number of grants dropped.
     async fn prune_grants(&self, now: UnixTime, keep_after_end: i64) -> Result<u64, StoreError>;
+    /// At most `limit` of `sub`'s grants (revoked and expired ones too,
+    /// until pruned), newest first (`created_at`, then `grant_id`,
+    /// descending), those after `after` (a `(created_at, grant_id)` key).
+    async fn grants_of_user(
+        &self,
+        sub: &str,
+        after: Option<(UnixTime, &str)>,
+        limit: i64,
+    ) -> Result<Vec<Grant>, StoreError>;
 }
 
 #[async_trait]
@@ -150,6 +183,18 @@ pub trait ConsentStore: Send + Sync {
         scope: &ScopeSet,
         now: UnixTime,
     ) -> Result<(), StoreError>;
+    /// Every consent `sub` has given, by `client_id`.
+    async fn consents_of_user(&self, sub: &str) -> Result<Vec<Consent>, StoreError>;
+    /// Withdraws `sub`'s consent to `client_id` (to every client when
+    /// `None`) and, in the same transaction, revokes the grants `sub` gave
+    /// those clients, so the tokens issued under them stop working too.
+    /// Returns the number of consents deleted.
+    async fn revoke_consents(
+        &self,
+        sub: &str,
+        client_id: Option<&str>,
+        now: UnixTime,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Sign-in attempt counters for `auth::throttle`. Every write is one
@@ -237,6 +282,59 @@ pub trait InteractionStore: Send + Sync {
     async fn prune_interactions(&self, now: UnixTime) -> Result<u64, StoreError>;
 }
 
+/// A remembered consent: the scopes `sub` has granted `client_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub sub: String,
+    pub client_id: String,
+    pub scope: ScopeSet,
+    pub updated_at: UnixTime,
+}
+
+/// One stored audit event. The store keeps the fields as given; what they
+/// mean (and that none is ever a secret) is `service::audit`'s business.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// Assigned by the store on insert (ignored there); increases with
+    /// every insert, so it orders the log and serves as a cursor.
+    pub id: i64,
+    pub at: UnixTime,
+    pub kind: String,
+    pub actor: String,
+    pub subject: Option<String>,
+    pub client_id: Option<String>,
+    pub address: Option<String>,
+    pub request_id: Option<String>,
+    /// A JSON object.
+    pub detail: serde_json::Value,
+}
+
+/// Which audit events to read: every given condition must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// The event's kind is one of these (any kind when `None`).
+    pub kinds: Option<Vec<String>>,
+    pub subject: Option<String>,
+    pub client_id: Option<String>,
+    /// `at >= since`.
+    pub since: Option<UnixTime>,
+    /// `at < until`.
+    pub until: Option<UnixTime>,
+    /// Only events older than this id (the cursor of the previous page).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// The audit log. Events are listed newest first (by id).
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Stores `records` in one transaction (their `id`s are ignored).
+    async fn insert_audit_records(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
+    async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Drops events older than `before`.
+    async fn prune_audit_records(&self, before: UnixTime) -> Result<u64, StoreError>;
+}
+
 pub trait Store:
     ClientStore
     + KeyStore
@@ -248,6 +346,7 @@ pub trait Store:
     + LoginThrottleStore
     + SessionRecordStore
     + InteractionStore
+    + AuditStore
 {
 }
 impl<T> Store for T where
@@ -261,6 +360,7 @@ impl<T> Store for T where
         + LoginThrottleStore
         + SessionRecordStore
         + InteractionStore
+        + AuditStore
 {
 }
 

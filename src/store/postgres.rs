@@ -11,8 +11,8 @@ use sqlx::{PgPool, Postgres, Transaction};
 use super::StoreError;
 use super::migrate::{self, run_migrations};
 use super::sql::{
-    BackendDb, change_counters_sql, clients_sql, consents_sql, grants_sql, interactions_sql,
-    keys_sql, login_throttle_sql, revocations_sql, sessions_sql, users_sql,
+    BackendDb, audit_sql, change_counters_sql, clients_sql, consents_sql, grants_sql,
+    interactions_sql, keys_sql, login_throttle_sql, revocations_sql, sessions_sql, users_sql,
 };
 
 /// Advisory lock id for schema and key changes ("tessera" in ASCII).
@@ -86,3 +86,4 @@ consents_sql!(PostgresStore);
 login_throttle_sql!(PostgresStore);
 sessions_sql!(PostgresStore);
 interactions_sql!(PostgresStore);
+audit_sql!(PostgresStore);

@@ -16,8 +16,8 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use super::StoreError;
 use super::migrate::{self, run_migrations};
 use super::sql::{
-    BackendDb, change_counters_sql, clients_sql, consents_sql, grants_sql, interactions_sql,
-    keys_sql, login_throttle_sql, revocations_sql, sessions_sql, users_sql,
+    BackendDb, audit_sql, change_counters_sql, clients_sql, consents_sql, grants_sql,
+    interactions_sql, keys_sql, login_throttle_sql, revocations_sql, sessions_sql, users_sql,
 };
 
 pub struct SqliteStore {
@@ -102,6 +102,7 @@ consents_sql!(SqliteStore);
 login_throttle_sql!(SqliteStore);
 sessions_sql!(SqliteStore);
 interactions_sql!(SqliteStore);
+audit_sql!(SqliteStore);
 
 /// `sqlite::memory:` and `?mode=memory` databases have no file.
 fn is_in_memory(url: &str) -> bool {

@@ -376,13 +376,8 @@ async fn client_service_audits_each_change_and_nothing_else(backend: Backend) {
     let store = server.state.store.as_ref();
     let clock = server.clock.as_ref();
     let audit = RecordedEvents::default();
-    let event = |kind, client_id: &str| AuditEvent {
-        kind,
-        actor: Actor::Cli,
-        subject: client_id.to_string(),
-        client_id: Some(client_id.to_string()),
-        at: clock.now(),
-    };
+    let event =
+        |kind, client_id: &str| AuditEvent::client(kind, &Actor::Cli, client_id, clock.now());
 
     let registration = ClientRegistration {
         client_name: "svc".into(),

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod admin;
 mod attacks;
 mod browser;
 mod cli;

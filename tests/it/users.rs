@@ -301,13 +301,7 @@ async fn user_service_audits_each_change_and_nothing_else(backend: Backend) {
     let clock = server.clock.as_ref();
     let audit = RecordedEvents::default();
     let admin = Actor::Client("ops-console".into());
-    let event = |kind, sub: &str| AuditEvent {
-        kind,
-        actor: admin.clone(),
-        subject: sub.to_string(),
-        client_id: None,
-        at: clock.now(),
-    };
+    let event = |kind, sub: &str| AuditEvent::user(kind, &admin, sub, clock.now());
 
     let alice = users::add(
         store,

@@ -14,6 +14,10 @@ use crate::oidc::id_token::{self, IdTokenInput};
 
 pub const GRANT_TYPE: &str = "refresh_token";
 
+/// The `error_description` of the `invalid_grant` that answers a reused
+/// refresh token; the token endpoint's handler audits it by this text.
+pub const REUSED_DESCRIPTION: &str = "the refresh token was already used; the grant is revoked";
+
 pub struct RefreshTokenGrant;
 
 pub struct RefreshTokenRequest {
@@ -78,9 +82,7 @@ impl Grant for RefreshTokenGrant {
             RefreshRotation::Rotated => {}
             RefreshRotation::Reused => {
                 tracing::warn!(client_id = %client.client_id, "refresh token reused; grant revoked");
-                return Err(invalid(
-                    "the refresh token was already used; the grant is revoked",
-                ));
+                return Err(invalid(REUSED_DESCRIPTION));
             }
             RefreshRotation::Invalid => return Err(invalid("the refresh token is invalid")),
         }

@@ -34,6 +34,7 @@ impl TryFrom<ClientRow> for Client {
 macro_rules! clients_sql {
     ($store:ty) => {
         const _: () = {
+            use $crate::clock::UnixTime;
             use $crate::domain::Client;
             use $crate::store::sql::clients::ClientRow;
             use $crate::store::{ClientStore, StoreError};
@@ -92,6 +93,57 @@ macro_rules! clients_sql {
                     }
                     tx.commit().await?;
                     Ok(deleted > 0)
+                }
+
+                async fn clients_page(
+                    &self,
+                    after: Option<(UnixTime, &str)>,
+                    limit: i64,
+                ) -> Result<Vec<Client>, StoreError> {
+                    let rows: Vec<ClientRow> = match after {
+                        None => {
+                            sqlx::query_as(
+                                "SELECT client_id, secret_hash, metadata, created_at FROM clients \
+                                 ORDER BY created_at, client_id LIMIT $1",
+                            )
+                            .bind(limit)
+                            .fetch_all(&self.pool)
+                            .await?
+                        }
+                        Some((created_at, client_id)) => {
+                            sqlx::query_as(
+                                "SELECT client_id, secret_hash, metadata, created_at FROM clients \
+                                 WHERE created_at > $1 OR (created_at = $1 AND client_id > $2) \
+                                 ORDER BY created_at, client_id LIMIT $3",
+                            )
+                            .bind(created_at)
+                            .bind(client_id)
+                            .bind(limit)
+                            .fetch_all(&self.pool)
+                            .await?
+                        }
+                    };
+                    rows.into_iter().map(Client::try_from).collect()
+                }
+
+                async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+                    let metadata = serde_json::to_string(&client.metadata)
+                        .map_err(|e| StoreError::Unstorable(format!("client metadata: {e}")))?;
+                    let mut tx = self.pool.begin().await?;
+                    let updated = sqlx::query(
+                        "UPDATE clients SET secret_hash = $2, metadata = $3 WHERE client_id = $1",
+                    )
+                    .bind(&client.client_id)
+                    .bind(&client.secret_hash)
+                    .bind(metadata)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if updated > 0 {
+                        Self::bump(&mut tx, "clients").await?;
+                    }
+                    tx.commit().await?;
+                    Ok(updated > 0)
                 }
             }
         };

@@ -354,6 +354,42 @@ macro_rules! grants_sql {
                     tx.commit().await?;
                     Ok(grants)
                 }
+
+                async fn grants_of_user(
+                    &self,
+                    sub: &str,
+                    after: Option<(UnixTime, &str)>,
+                    limit: i64,
+                ) -> Result<Vec<Grant>, StoreError> {
+                    let rows: Vec<GrantRow> = match after {
+                        None => {
+                            sqlx::query_as(
+                                "SELECT grant_id, client_id, sub, scope, auth_time, sid, \
+                                 created_at, expires_at, revoked_at FROM grants WHERE sub = $1 \
+                                 ORDER BY created_at DESC, grant_id DESC LIMIT $2",
+                            )
+                            .bind(sub)
+                            .bind(limit)
+                            .fetch_all(&self.pool)
+                            .await?
+                        }
+                        Some((created_at, grant_id)) => {
+                            sqlx::query_as(
+                                "SELECT grant_id, client_id, sub, scope, auth_time, sid, \
+                                 created_at, expires_at, revoked_at FROM grants WHERE sub = $1 \
+                                 AND (created_at < $2 OR (created_at = $2 AND grant_id < $3)) \
+                                 ORDER BY created_at DESC, grant_id DESC LIMIT $4",
+                            )
+                            .bind(sub)
+                            .bind(created_at)
+                            .bind(grant_id)
+                            .bind(limit)
+                            .fetch_all(&self.pool)
+                            .await?
+                        }
+                    };
+                    rows.into_iter().map(Grant::try_from).collect()
+                }
             }
         };
     };

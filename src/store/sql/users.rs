@@ -132,6 +132,42 @@ macro_rules! users_sql {
                     .rows_affected()
                         > 0)
                 }
+
+                async fn users_page(
+                    &self,
+                    after_username: Option<&str>,
+                    limit: i64,
+                ) -> Result<Vec<User>, StoreError> {
+                    let rows: Vec<UserRow> = sqlx::query_as(
+                        "SELECT sub, username, password_hash, email, name, created_at, updated_at \
+                         FROM users WHERE $1 IS NULL OR username > $1 ORDER BY username LIMIT $2",
+                    )
+                    .bind(after_username)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(User::from).collect())
+                }
+
+                async fn update_user_profile(
+                    &self,
+                    sub: &str,
+                    email: Option<&str>,
+                    name: Option<&str>,
+                    now: UnixTime,
+                ) -> Result<bool, StoreError> {
+                    Ok(sqlx::query(
+                        "UPDATE users SET email = $2, name = $3, updated_at = $4 WHERE sub = $1",
+                    )
+                    .bind(sub)
+                    .bind(email)
+                    .bind(name)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+                        > 0)
+                }
             }
         };
     };
