@@ -50,12 +50,14 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", "0001_init.sql", 1),
     migration!("sqlite", "0002_interactions.sql", 2),
     migration!("sqlite", "0003_hashed_session_ids.sql", 3),
+    migration!("sqlite", "0004_revocation.sql", 4),
 ];
 
 pub const POSTGRES: &[Migration] = &[
     migration!("postgres", "0001_init.sql", 1),
     migration!("postgres", "0002_interactions.sql", 2),
     migration!("postgres", "0003_hashed_session_ids.sql", 3),
+    migration!("postgres", "0004_revocation.sql", 4),
 ];
 
 /// `checksum` is NULL only in rows written before checksums were recorded;
@@ -166,7 +168,7 @@ mod tests {
         let plan = plan_migrations(POSTGRES, &[applied(1, None)]).unwrap();
         assert_eq!(plan.record_checksums, [(1, POSTGRES[0].checksum())]);
         let versions: Vec<i64> = plan.apply.iter().map(|m| m.version).collect();
-        assert_eq!(versions, [2, 3]);
+        assert_eq!(versions, [2, 3, 4]);
     }
 
     #[test]

@@ -99,7 +99,18 @@ pub trait UserStore: Send + Sync {
     async fn users(&self) -> Result<Vec<User>, StoreError>;
     /// Deletes the user with their consents, and revokes their grants.
     async fn delete_user(&self, sub: &str, now: UnixTime) -> Result<bool, StoreError>;
-    async fn set_password(&self, sub: &str, hash: &str, now: UnixTime) -> Result<bool, StoreError>;
+    /// Replaces the password hash and, in the same transaction, revokes
+    /// every grant of `sub` (their refresh tokens and the access tokens
+    /// issued under them) and deletes their sessions, except the one whose
+    /// raw id is `keep_session` (the session the change was made from).
+    /// `false` when there is no such user (and nothing changes).
+    async fn set_password(
+        &self,
+        sub: &str,
+        hash: &str,
+        now: UnixTime,
+        keep_session: Option<&str>,
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -192,24 +203,30 @@ pub trait LoginThrottleStore: Send + Sync {
 /// `http::session_store`.
 /// Callers pass the raw session id; implementations store and look up only
 /// its SHA-256 (`crypto::hash_secret`), so a copy of the database holds no
-/// usable session id.
+/// usable session id. `sub` is the signed-in person (`None` before any
+/// sign-in), so that their sessions can be ended together.
 #[async_trait]
 pub trait SessionRecordStore: Send + Sync {
     /// `false` when the id is taken.
     async fn create_session(
         &self,
         id: &str,
+        sub: Option<&str>,
         data: &[u8],
         expires_at: UnixTime,
     ) -> Result<bool, StoreError>;
     async fn save_session(
         &self,
         id: &str,
+        sub: Option<&str>,
         data: &[u8],
         expires_at: UnixTime,
     ) -> Result<(), StoreError>;
     async fn load_session(&self, id: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError>;
     async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+    /// Ends every session of `sub`, except the one whose raw id is `keep`;
+    /// the number deleted.
+    async fn delete_sessions_of(&self, sub: &str, keep: Option<&str>) -> Result<u64, StoreError>;
     async fn prune_sessions(&self, now: UnixTime) -> Result<u64, StoreError>;
 }
 

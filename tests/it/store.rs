@@ -379,7 +379,7 @@ async fn checksums_are_recorded_for_databases_that_predate_them(backend: Backend
         .texts("SELECT checksum FROM tessera_migrations ORDER BY version")
         .await
         .unwrap();
-    assert_eq!(recorded.len(), 3);
+    assert_eq!(recorded.len(), 4);
     assert!(
         recorded
             .iter()
@@ -396,8 +396,18 @@ async fn the_session_table_holds_no_raw_session_id(backend: Backend) {
     let now = SystemClock.now();
     let id = random_token();
     let data = br#"{"data":{"sub":"sub-1"}}"#;
-    assert!(store.create_session(&id, data, now + 3600).await.unwrap());
-    assert!(!store.create_session(&id, data, now + 3600).await.unwrap());
+    assert!(
+        store
+            .create_session(&id, Some("sub-1"), data, now + 3600)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_session(&id, Some("sub-1"), data, now + 3600)
+            .await
+            .unwrap()
+    );
 
     let raw = Raw::open(&db).await;
     let ids = raw.texts("SELECT id FROM sessions").await.unwrap();
@@ -415,7 +425,10 @@ async fn the_session_table_holds_no_raw_session_id(backend: Backend) {
     let stored = hash_secret(&id);
     assert_eq!(store.load_session(&stored, now).await.unwrap(), None);
 
-    store.save_session(&id, b"{}", now + 7200).await.unwrap();
+    store
+        .save_session(&id, Some("sub-1"), b"{}", now + 7200)
+        .await
+        .unwrap();
     assert_eq!(
         store.load_session(&id, now + 3600).await.unwrap(),
         Some(b"{}".to_vec())
