@@ -122,6 +122,7 @@ impl AppState {
         RevocationCheck {
             revocations: &*self.store,
             grants: &*self.store,
+            clients: &*self.store,
         }
     }
 

@@ -78,7 +78,9 @@ pub async fn show(store: &dyn ClientStore, client_id: &str) -> Result<Client, Se
         .ok_or_else(|| no_client_with_id(client_id))
 }
 
-/// Deletes the client `client_id`, or answers `NotFound`.
+/// Deletes the client `client_id`, or answers `NotFound`. Its grants are
+/// revoked with it, and every token issued to it stops working at once on
+/// every instance (`access_token::validate` asks the store, not a cache).
 pub async fn delete(
     store: &dyn ClientStore,
     clock: &dyn Clock,
@@ -86,7 +88,8 @@ pub async fn delete(
     actor: &Actor,
     client_id: &str,
 ) -> Result<(), ServiceError> {
-    if !store.delete_client(client_id).await? {
+    let now = clock.now();
+    if !store.delete_client(client_id, now).await? {
         return Err(no_client_with_id(client_id));
     }
     audit
@@ -94,7 +97,7 @@ pub async fn delete(
             AuditKind::ClientDeleted,
             actor,
             client_id,
-            clock.now(),
+            now,
         ))
         .await;
     Ok(())
@@ -140,7 +143,11 @@ mod tests {
         async fn clients(&self) -> Result<Vec<Client>, crate::store::StoreError> {
             panic!("unexpected read")
         }
-        async fn delete_client(&self, _: &str) -> Result<bool, crate::store::StoreError> {
+        async fn delete_client(
+            &self,
+            _: &str,
+            _: crate::clock::UnixTime,
+        ) -> Result<bool, crate::store::StoreError> {
             panic!("unexpected delete")
         }
     }

@@ -59,7 +59,10 @@ pub trait ClientStore: Send + Sync {
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
     async fn clients(&self) -> Result<Vec<Client>, StoreError>;
-    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+    /// Deletes the client and, in the same transaction, revokes every
+    /// grant it holds (and with them the refresh and access tokens issued
+    /// under them). `false` when there was no such client.
+    async fn delete_client(&self, client_id: &str, now: UnixTime) -> Result<bool, StoreError>;
 }
 
 /// The function that decides key changes from the stored keys; it runs

@@ -80,7 +80,11 @@ macro_rules! clients_sql {
                     rows.into_iter().map(Client::try_from).collect()
                 }
 
-                async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+                async fn delete_client(
+                    &self,
+                    client_id: &str,
+                    now: $crate::clock::UnixTime,
+                ) -> Result<bool, StoreError> {
                     let mut tx = self.pool.begin().await?;
                     let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1")
                         .bind(client_id)
@@ -88,6 +92,16 @@ macro_rules! clients_sql {
                         .await?
                         .rows_affected();
                     if deleted > 0 {
+                        // Issue 7.6: its grants end with it, and with them
+                        // every refresh and access token issued under them.
+                        sqlx::query(
+                            "UPDATE grants SET revoked_at = $2 \
+                             WHERE client_id = $1 AND revoked_at IS NULL",
+                        )
+                        .bind(client_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                         Self::bump(&mut tx, "clients").await?;
                     }
                     tx.commit().await?;
