@@ -20,7 +20,7 @@ use crate::oauth::authorize::AuthorizeContext;
 use crate::oauth::client_cache::ClientCache;
 use crate::oauth::grants::GrantContext;
 use crate::oauth::interaction::Interactions;
-use crate::oauth::tokens::Tokens;
+use crate::oauth::tokens::{RefreshSuccessors, Tokens};
 use crate::oidc::discovery;
 use crate::store::{ChangeVersions, SharedStore, StoreError};
 
@@ -39,6 +39,7 @@ pub struct Inner {
     /// The bounded queue sign-ins hash passwords through.
     pub hasher: PasswordHasher,
     master_key: MasterKey,
+    refresh_successors: RefreshSuccessors,
     keys: RwLock<Arc<KeySet>>,
     versions: Mutex<ChangeVersions>,
 }
@@ -72,6 +73,7 @@ impl AppState {
         let key_set = KeySet::load(&records, &master_key)?;
         let endpoints = Endpoints::for_issuer(&config.issuer);
         let discovery = discovery::metadata(&endpoints, config.scopes.keys().map(String::as_str));
+        let refresh_successors = RefreshSuccessors::from_master_key(&master_key)?;
         Ok(Self(Arc::new(Inner {
             endpoints,
             discovery,
@@ -84,6 +86,7 @@ impl AppState {
             store,
             clock,
             master_key,
+            refresh_successors,
             keys: RwLock::new(Arc::new(key_set)),
             versions: Mutex::new(versions),
         })))
@@ -96,6 +99,7 @@ impl AppState {
             clock: &*self.clock,
             issuer: &self.config.issuer,
             settings: &self.config.tokens,
+            refresh_successors: &self.refresh_successors,
         }
     }
 

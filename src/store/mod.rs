@@ -136,9 +136,12 @@ pub trait GrantStore: Send + Sync {
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError>;
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>, StoreError>;
-    /// Atomically marks `old_hash` used and stores `new`. A token already
-    /// used within `grace` seconds still rotates (racing refreshes); used
-    /// earlier than that, the grant is revoked.
+    /// Atomically marks `old_hash` used and stores its successor `new`.
+    /// `new` must be derived from the old token alone (the same for every
+    /// caller): a token already used within `grace` seconds then answers
+    /// `Rotated` when its successor is stored, without storing another, so
+    /// racing refreshes all get the one successor; used earlier than that,
+    /// the grant is revoked.
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
