@@ -178,6 +178,15 @@ pub trait LoginThrottleStore: Send + Sync {
     ) -> Result<LoginFailures, StoreError>;
     /// Gives one counted attempt back (never below zero).
     async fn return_login_attempt(&self, key: &str) -> Result<(), StoreError>;
+    /// Remembers `key` (a known account and address pair) until `until`;
+    /// it reads back through `login_failures` with `locked_until = until`
+    /// and no failures, and is pruned after it. Never shortened.
+    async fn remember_login_until(
+        &self,
+        key: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError>;
     /// Forgets `key`'s count, unless a lock is running at `now`.
     async fn clear_login_failures(&self, key: &str, now: UnixTime) -> Result<(), StoreError>;
     /// Drops counters whose window and lock have both passed.
