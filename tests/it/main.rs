@@ -13,5 +13,6 @@ mod hardening;
 mod introspection;
 mod keys;
 mod layers;
+mod secrets_in_logs;
 mod store;
 mod users;
