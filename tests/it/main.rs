@@ -11,4 +11,5 @@ mod discovery;
 mod hardening;
 mod introspection;
 mod keys;
+mod properties;
 mod users;
