@@ -132,7 +132,13 @@ fn path_and_query() -> impl Strategy<Value = String> {
     let mut segment_chars = lower_alnum();
     segment_chars.extend(['-', '.', '_', '~', 'A', 'Z']);
     (
-        prop::collection::vec(string_of(segment_chars, 1..=8), 1..=3),
+        // No "." or ".." segments: loopback matching compares parsed URLs,
+        // which resolve them (`http://127.0.0.1:1/./` matches
+        // `http://127.0.0.1/`), so they are not a difference there.
+        prop::collection::vec(
+            string_of(segment_chars, 1..=8).prop_filter("a dot segment", |s| s != "." && s != ".."),
+            1..=3,
+        ),
         prop::option::of((label(), string_of(lower_alnum(), 0..=6))),
     )
         .prop_map(|(segments, query)| {
@@ -535,11 +541,7 @@ fn plan(
         .map_err(|e| TestCaseError::fail(e.to_string()))
 }
 
-fn one<'a>(
-    keys: &'a [SigningKeyRecord],
-    alg: SigningAlg,
-    state: KeyState,
-) -> Option<&'a SigningKeyRecord> {
+fn one(keys: &[SigningKeyRecord], alg: SigningAlg, state: KeyState) -> Option<&SigningKeyRecord> {
     keys.iter().find(|k| k.alg == alg && k.state == state)
 }
 
