@@ -13,6 +13,7 @@ mod hardening;
 mod introspection;
 mod keys;
 mod layers;
+mod properties;
 mod secrets_in_logs;
 mod store;
 mod users;
