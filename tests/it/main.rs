@@ -13,5 +13,6 @@ mod hardening;
 mod introspection;
 mod keys;
 mod layers;
+mod registration;
 mod store;
 mod users;
