@@ -14,6 +14,7 @@ mod introspection;
 mod keys;
 mod layers;
 mod properties;
+mod registration;
 mod secrets_in_logs;
 mod store;
 mod users;
