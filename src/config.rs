@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::domain::ScopeSet;
 use crate::jose::SigningAlg;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub login: LoginConfig,
     pub http: HttpConfig,
+    pub registration: RegistrationConfig,
     /// Human descriptions of scopes for the consent page: `billing:write = "…"`.
     pub scopes: BTreeMap<String, String>,
 }
@@ -103,6 +105,9 @@ pub struct LoginConfig {
     pub password_hash_concurrency: usize,
     /// Sign-ins that may wait for a hashing place; more get 503.
     pub password_hash_queue: usize,
+    /// After a successful sign-in, that account is never locked at that
+    /// address for this long (the owner is not locked out by a stranger).
+    pub known_address_secs: i64,
 }
 
 /// Connection limits, so idle or slow clients cannot hold connections open.
@@ -117,6 +122,45 @@ pub struct HttpConfig {
     pub body_read_timeout_secs: u64,
     /// After a shutdown signal, in-flight requests get this long to finish.
     pub shutdown_grace_secs: u64,
+}
+
+/// Dynamic client registration (RFC 7591) at `/register` and its
+/// management (RFC 7592) at `/register/{client_id}`. Off unless an initial
+/// access token is configured or `open` is set.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Anyone may register a client, without an initial access token
+    /// (RFC 7591 §3: open registration).
+    pub open: bool,
+    /// Bearer tokens that allow a registration (RFC 7591 §1.2 initial
+    /// access tokens); `TESSERA_REGISTRATION_TOKEN` adds one.
+    pub initial_access_tokens: Vec<String>,
+    /// When set (space-separated, like a `scope` value), a registered
+    /// client's scopes must be among these.
+    pub allowed_scopes: Option<ScopeSet>,
+}
+
+impl RegistrationConfig {
+    /// Whether `/register` exists: without a token and without `open`, it
+    /// answers 404 and discovery does not mention it.
+    pub fn enabled(&self) -> bool {
+        self.open || !self.initial_access_tokens.is_empty()
+    }
+}
+
+/// The tokens are secrets: never printed.
+impl std::fmt::Debug for RegistrationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrationConfig")
+            .field("open", &self.open)
+            .field(
+                "initial_access_tokens",
+                &format_args!("<{} redacted>", self.initial_access_tokens.len()),
+            )
+            .field("allowed_scopes", &self.allowed_scopes)
+            .finish()
+    }
 }
 
 impl Default for HttpConfig {
@@ -142,6 +186,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             login: LoginConfig::default(),
             http: HttpConfig::default(),
+            registration: RegistrationConfig::default(),
             scopes: BTreeMap::new(),
         }
     }
@@ -192,6 +237,7 @@ impl Default for LoginConfig {
             interaction_ttl_secs: 1800,
             password_hash_concurrency: 0,
             password_hash_queue: 32,
+            known_address_secs: 30 * 86_400,
         }
     }
 }
@@ -230,6 +276,9 @@ impl Config {
         }
         if let Some(v) = var("TESSERA_MASTER_KEY") {
             self.master_key = Some(v);
+        }
+        if let Some(v) = var("TESSERA_REGISTRATION_TOKEN").filter(|v| !v.is_empty()) {
+            self.registration.initial_access_tokens.push(v);
         }
     }
 
@@ -289,6 +338,17 @@ impl Config {
                     .into(),
             ));
         }
+        for token in &self.registration.initial_access_tokens {
+            // RFC 6750 §2.1: a bearer token is a b64token, or no client
+            // could present it in an Authorization header.
+            if !is_b64token(token) {
+                return Err(ConfigError::Invalid(
+                    "registration.initial_access_tokens (or TESSERA_REGISTRATION_TOKEN): a token \
+                     must be non-empty letters, digits and -._~+/ (optionally ending in =)"
+                        .into(),
+                ));
+            }
+        }
         if t.refresh_grace_secs < 0 {
             return Err(ConfigError::Invalid(
                 "tokens.refresh_grace_secs must not be negative".into(),
@@ -327,6 +387,15 @@ impl Config {
     }
 }
 
+/// RFC 6750 §2.1: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,5 +418,41 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn registration_is_off_by_default_and_the_env_token_turns_it_on() {
+        let mut c = Config::default();
+        assert!(!c.registration.enabled());
+        c.apply_env(|n| (n == "TESSERA_REGISTRATION_TOKEN").then(|| "s3cret-Token".to_string()));
+        c.validate().unwrap();
+        assert!(c.registration.enabled());
+        assert_eq!(c.registration.initial_access_tokens, ["s3cret-Token"]);
+        assert!(
+            !format!("{c:?}").contains("s3cret-Token"),
+            "tokens are not printed"
+        );
+        // An empty variable adds nothing.
+        let mut c = Config::default();
+        c.apply_env(|n| (n == "TESSERA_REGISTRATION_TOKEN").then(String::new));
+        assert!(!c.registration.enabled());
+    }
+
+    #[test]
+    fn registration_section_parses_and_checks_its_tokens() {
+        let mut c: Config = toml::from_str(
+            "[registration]\nopen = true\nallowed_scopes = \"openid profile read\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert!(c.registration.enabled());
+        let allowed = c.registration.allowed_scopes.unwrap();
+        assert!(allowed.contains("read") && !allowed.contains("write"));
+        for bad in ["", "has space", "quote\"", "=="] {
+            let mut c = Config::default();
+            c.registration.initial_access_tokens = vec![bad.into()];
+            assert!(c.validate().is_err(), "{bad:?}");
+        }
+        assert!(toml::from_str::<Config>("[registration]\nallowed_scopes = \"a\\\\b\"").is_err());
     }
 }

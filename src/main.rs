@@ -251,11 +251,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// The log filter without `RUST_LOG`. tower-sessions warns on every
+/// unknown session cookie ("possibly suspicious activity"), which an
+/// expired cookie triggers routinely; our session store logs it at debug
+/// instead.
+const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,tower_http=info,tower_sessions_core=error";
+
 async fn serve(config: Config) -> Result<(), Failure> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
+                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
         .init();
     let store = store::connect(&config.database_url).await?;

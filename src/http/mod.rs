@@ -13,6 +13,7 @@ pub mod jwks;
 pub mod login;
 pub mod logout;
 pub mod pages;
+pub mod register;
 pub mod revoke;
 pub mod server;
 pub mod session;
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route(path::TOKEN, post(token::token))
         .route(path::REVOCATION, post(revoke::revoke))
         .route(path::USERINFO, get(userinfo::get).post(userinfo::post))
+        .merge(register::routes(&state.config.registration))
         .layer(cors);
     Router::new()
         .merge(browser)

@@ -63,6 +63,20 @@ pub trait ClientStore: Send + Sync {
     /// grant it holds (and with them the refresh and access tokens issued
     /// under them). `false` when there was no such client.
     async fn delete_client(&self, client_id: &str, now: UnixTime) -> Result<bool, StoreError>;
+    /// Stores a client registered over HTTP (RFC 7591) with the SHA-256 of
+    /// its RFC 7592 registration access token.
+    async fn insert_client_with_registration_token(
+        &self,
+        client: &Client,
+        registration_token_hash: &str,
+    ) -> Result<(), StoreError>;
+    /// The stored hash of the client's registration access token; `None`
+    /// when the client does not exist or was not registered over HTTP.
+    async fn registration_token_hash(&self, client_id: &str) -> Result<Option<String>, StoreError>;
+    /// Replaces the client's secret hash and metadata (RFC 7592 §2.2: a
+    /// full replacement; its id, creation time and registration token
+    /// stay). `false` when the client does not exist.
+    async fn replace_client(&self, client: &Client) -> Result<bool, StoreError>;
 }
 
 /// The function that decides key changes from the stored keys; it runs
@@ -195,6 +209,15 @@ pub trait LoginThrottleStore: Send + Sync {
     ) -> Result<LoginFailures, StoreError>;
     /// Gives one counted attempt back (never below zero).
     async fn return_login_attempt(&self, key: &str) -> Result<(), StoreError>;
+    /// Remembers `key` (a known account and address pair) until `until`;
+    /// it reads back through `login_failures` with `locked_until = until`
+    /// and no failures, and is pruned after it. Never shortened.
+    async fn remember_login_until(
+        &self,
+        key: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError>;
     /// Forgets `key`'s count, unless a lock is running at `now`.
     async fn clear_login_failures(&self, key: &str, now: UnixTime) -> Result<(), StoreError>;
     /// Drops counters whose window and lock have both passed.

@@ -266,13 +266,18 @@ pub(crate) struct Browser {
 
 impl Browser {
     pub(crate) fn new(server: &TestServer) -> Self {
+        Self::at(&server.base)
+    }
+
+    /// A browser for a server at `base` (one not started by the harness).
+    pub(crate) fn at(base: &str) -> Self {
         Self {
             client: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            base: server.base.clone(),
+            base: base.to_string(),
         }
     }
 
