@@ -3,9 +3,11 @@
 //! the defaults and the `TESSERA_*` environment variables override the file.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
 
 use crate::jose::SigningAlg;
 
@@ -43,6 +45,9 @@ pub struct Config {
     pub cache: CacheConfig,
     pub login: LoginConfig,
     pub http: HttpConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+    pub proxy: ProxyConfig,
     /// Human descriptions of scopes for the consent page: `billing:write = "…"`.
     pub scopes: BTreeMap<String, String>,
 }
@@ -119,6 +124,74 @@ pub struct HttpConfig {
     pub shutdown_grace_secs: u64,
 }
 
+/// Prometheus metrics, served on a listener of their own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Socket address of the metrics listener (`GET /metrics`); unset, no
+    /// listener is opened and nothing is recorded.
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// How log lines are written: human-readable text, or one JSON object per
+/// line (with the request span's fields) for log shippers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(ConfigError::Invalid(format!(
+                "log format {other:?}: use text or json"
+            ))),
+        }
+    }
+}
+
+/// Reverse proxies in front of Tessera.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Networks (CIDRs, or single addresses) of the proxies whose
+    /// `X-Forwarded-For` / `Forwarded` headers and `X-Request-Id` are
+    /// believed. Empty: the TCP peer is the client, whatever it sends.
+    #[serde(deserialize_with = "deserialize_networks")]
+    pub trusted: Vec<IpNet>,
+}
+
+/// `10.0.0.0/8`, `2001:db8::/32`, or a single address (`192.0.2.7`).
+pub fn parse_network(s: &str) -> Result<IpNet, ConfigError> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            ConfigError::Invalid(format!(
+                "proxy.trusted: {s:?} is not a CIDR (like 10.0.0.0/8) or an IP address"
+            ))
+        })
+}
+
+fn deserialize_networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| parse_network(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
@@ -142,6 +215,9 @@ impl Default for Config {
             cache: CacheConfig::default(),
             login: LoginConfig::default(),
             http: HttpConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
+            proxy: ProxyConfig::default(),
             scopes: BTreeMap::new(),
         }
     }
@@ -213,12 +289,12 @@ impl Config {
             }
             None => Config::default(),
         };
-        config.apply_env(|name| std::env::var(name).ok());
+        config.apply_env(|name| std::env::var(name).ok())?;
         config.validate()?;
         Ok(config)
     }
 
-    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("TESSERA_ISSUER") {
             self.issuer = v;
         }
@@ -231,6 +307,21 @@ impl Config {
         if let Some(v) = var("TESSERA_MASTER_KEY") {
             self.master_key = Some(v);
         }
+        if let Some(v) = var("TESSERA_METRICS_LISTEN") {
+            // Set but empty turns a configured listener off.
+            self.metrics.listen = Some(v).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(v) = var("TESSERA_LOG_FORMAT") {
+            self.log.format = v.trim().to_ascii_lowercase().parse()?;
+        }
+        if let Some(v) = var("TESSERA_TRUSTED_PROXIES") {
+            self.proxy.trusted = v
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(parse_network)
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(())
     }
 
     pub fn validate(&mut self) -> Result<(), ConfigError> {
@@ -248,6 +339,37 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "issuer must be an http(s) URL without query or fragment".into(),
             ));
+        }
+        // The issuer's path is where every route is mounted: plain segments
+        // only, so it can be neither a route pattern (`{x}`, `*`) nor
+        // something that normalises to another path (`..`, `%2F`).
+        let plain_segment = |seg: &str| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        };
+        let path = issuer_path(&self.issuer);
+        if let Some(segments) = path.strip_prefix('/')
+            && !segments.split('/').all(plain_segment)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "issuer path {path:?}: use plain segments of letters, digits, '-', '.', '_', '~'"
+            )));
+        }
+        for (name, address) in [
+            ("listen", Some(&self.listen)),
+            ("metrics.listen", self.metrics.listen.as_ref()),
+        ] {
+            if let Some(address) = address
+                && !is_socket_address(address)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} {address:?}: use HOST:PORT, like 127.0.0.1:8080"
+                )));
+            }
         }
         let t = &self.tokens;
         for (name, v) in [
@@ -297,6 +419,12 @@ impl Config {
         Ok(())
     }
 
+    /// The issuer's path (`/auth` for `https://example.com/auth`), under
+    /// which every route is mounted; empty for an issuer without a path.
+    pub fn base_path(&self) -> &str {
+        issuer_path(&self.issuer)
+    }
+
     /// Whether cookies get the `Secure` attribute.
     pub fn issuer_is_https(&self) -> bool {
         self.issuer.starts_with("https://")
@@ -327,6 +455,24 @@ impl Config {
     }
 }
 
+/// The path of `issuer` as written (not normalised, so that it is exactly
+/// the prefix of the endpoint URLs built from it), without a trailing '/'.
+fn issuer_path(issuer: &str) -> &str {
+    let after_scheme = issuer.split_once("://").map_or(issuer, |(_, rest)| rest);
+    after_scheme
+        .find('/')
+        .map_or("", |i| after_scheme[i..].trim_end_matches('/'))
+}
+
+/// `HOST:PORT` with a numeric port (`[::1]:80` for IPv6): what a listener
+/// can bind. The host is resolved only when binding.
+fn is_socket_address(s: &str) -> bool {
+    s.parse::<std::net::SocketAddr>().is_ok()
+        || s.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok()
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,7 +480,8 @@ mod tests {
     #[test]
     fn env_overrides_file_values() {
         let mut c: Config = toml::from_str("issuer = \"https://a.example/\"").unwrap();
-        c.apply_env(|n| (n == "TESSERA_LISTEN").then(|| "0.0.0.0:9000".to_string()));
+        c.apply_env(|n| (n == "TESSERA_LISTEN").then(|| "0.0.0.0:9000".to_string()))
+            .unwrap();
         c.validate().unwrap();
         assert_eq!(c.issuer, "https://a.example");
         assert_eq!(c.listen, "0.0.0.0:9000");
@@ -349,5 +496,96 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+    }
+}
+
+#[cfg(test)]
+mod ops_tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn operations_settings_come_from_file_and_env() {
+        let mut c: Config = toml::from_str(
+            "[metrics]\nlisten = \"127.0.0.1:9100\"\n[log]\nformat = \"json\"\n\
+             [proxy]\ntrusted = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.metrics.listen.as_deref(), Some("127.0.0.1:9100"));
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.proxy.trusted.len(), 3);
+        assert_eq!(c.proxy.trusted[1].to_string(), "192.0.2.7/32");
+        c.apply_env(env(&[
+            ("TESSERA_METRICS_LISTEN", ""),
+            ("TESSERA_LOG_FORMAT", "TEXT"),
+            ("TESSERA_TRUSTED_PROXIES", "172.16.0.0/12, ::1"),
+        ]))
+        .unwrap();
+        assert_eq!(c.metrics.listen, None);
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert_eq!(
+            c.proxy
+                .trusted
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>(),
+            ["172.16.0.0/12", "::1/128"]
+        );
+    }
+
+    #[test]
+    fn bad_operations_settings_are_refused() {
+        assert!(toml::from_str::<Config>("[proxy]\ntrusted = [\"10.0.0.0/33\"]").is_err());
+        assert!(toml::from_str::<Config>("[log]\nformat = \"xml\"").is_err());
+        let mut c = Config::default();
+        assert!(c.apply_env(env(&[("TESSERA_LOG_FORMAT", "xml")])).is_err());
+        assert!(
+            c.apply_env(env(&[("TESSERA_TRUSTED_PROXIES", "proxy.local")]))
+                .is_err()
+        );
+        for listen in ["8080", "localhost", ":80"] {
+            let mut c = Config {
+                listen: listen.into(),
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "{listen}");
+        }
+        let mut c = Config {
+            listen: "localhost:8080".into(),
+            ..Config::default()
+        };
+        c.metrics.listen = Some("[::1]:9100".into());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn the_issuer_path_is_the_base_path() {
+        let mut c = Config {
+            issuer: "https://example.com/auth/".into(),
+            ..Config::default()
+        };
+        c.validate().unwrap();
+        assert_eq!(c.base_path(), "/auth");
+        assert_eq!(Config::default().base_path(), "");
+        for issuer in [
+            "https://example.com/{id}",
+            "https://example.com/a/../b",
+            "https://example.com/a%2Fb",
+            "https://example.com//a",
+        ] {
+            let mut c = Config {
+                issuer: issuer.into(),
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "{issuer}");
+        }
     }
 }
