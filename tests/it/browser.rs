@@ -276,6 +276,20 @@ impl Browser {
         }
     }
 
+    /// A browser for the server at `base` that sends `headers` with every
+    /// request (a proxy's `X-Forwarded-For`, say).
+    pub(crate) fn at(base: &str, headers: HeaderMap) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+            base: base.to_string(),
+        }
+    }
+
     pub(crate) fn abs(&self, url: &str) -> String {
         if url.starts_with('/') {
             format!("{}{url}", self.base)

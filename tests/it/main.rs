@@ -13,4 +13,5 @@ mod hardening;
 mod introspection;
 mod keys;
 mod layers;
+mod ops;
 mod users;
