@@ -108,6 +108,9 @@ pub struct LoginConfig {
     pub password_hash_concurrency: usize,
     /// Sign-ins that may wait for a hashing place; more get 503.
     pub password_hash_queue: usize,
+    /// After a successful sign-in, that account is never locked at that
+    /// address for this long (the owner is not locked out by a stranger).
+    pub known_address_secs: i64,
 }
 
 /// Connection limits, so idle or slow clients cannot hold connections open.
@@ -268,6 +271,7 @@ impl Default for LoginConfig {
             interaction_ttl_secs: 1800,
             password_hash_concurrency: 0,
             password_hash_queue: 32,
+            known_address_secs: 30 * 86_400,
         }
     }
 }

@@ -17,10 +17,10 @@ use clap::{Parser, Subcommand};
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::{Config, LogFormat};
 use tessera::jose::SigningAlg;
-use tessera::jose::keys::SigningKeyRecord;
 use tessera::jose::rotation::Trigger;
 use tessera::oauth::client::ClientRegistration;
 use tessera::service::audit::{Actor, LogAuditSink};
+use tessera::service::keys;
 use tessera::service::users::{self, NewUser};
 use tessera::service::{ServiceError, clients};
 use tessera::state::{self, AppState};
@@ -93,8 +93,13 @@ enum ClientCommand {
         name: String,
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
-        #[arg(long = "grant-type")]
+        /// A grant type from the token endpoint's registry (repeatable).
+        #[arg(long = "grant-type", value_parser = parse_grant_type)]
         grant_types: Vec<String>,
+        /// `code` (default with the authorization_code grant) or `id_token`
+        /// (sign-in only, answered by form_post).
+        #[arg(long = "response-type")]
+        response_types: Vec<String>,
         /// Space-separated scopes the client may request.
         #[arg(long)]
         scope: Option<String>,
@@ -133,6 +138,35 @@ enum KeysCommand {
     List,
     /// Rotate now: the next key starts signing, a new next key is made.
     Rotate,
+    /// Import an existing private key (PKCS#1, SEC1 or PKCS#8 PEM); its kid
+    /// is the RFC 7638 thumbprint. Prints the key like `keys list`.
+    Import {
+        /// The PEM file holding the private key.
+        #[arg(long)]
+        pem: PathBuf,
+        /// RS256 or ES256; defaults to what the key is, and must match it.
+        #[arg(long)]
+        alg: Option<SigningAlg>,
+        /// `next`: published now, signs after the next rotation;
+        /// `current`: signs now, the current key of its algorithm retires.
+        #[arg(long, default_value = "next")]
+        state: keys::ImportAs,
+    },
+    /// Print the public JWKS, the document /jwks serves.
+    ExportPublic,
+}
+
+/// A grant type from the grant registry.
+fn parse_grant_type(s: &str) -> Result<String, String> {
+    match tessera::oauth::grants::find(s) {
+        Ok(grant) => Ok(grant.grant_type().to_string()),
+        Err(_) => Err(format!(
+            "{s:?} is not one of {}",
+            tessera::oauth::grants::grant_types()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// A name from the client-authentication registry.
@@ -215,6 +249,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// The log filter without `RUST_LOG`. tower-sessions warns on every
+/// unknown session cookie ("possibly suspicious activity"), which an
+/// expired cookie triggers routinely; our session store logs it at debug
+/// instead.
+const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,tower_http=info,tower_sessions_core=error";
+
 /// Runs the server. Whatever stops it from starting (the config, the
 /// database, a listen address, the keys) is for the operator to fix and
 /// exits 2 with one line (issue 8.7); a failure while serving exits 1.
@@ -272,7 +312,7 @@ fn redacted(database_url: &str) -> String {
 fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into());
+        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(format == LogFormat::Text && std::io::stdout().is_terminal());
@@ -417,6 +457,7 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
             name,
             redirect_uris,
             grant_types,
+            response_types,
             scope,
             public,
             token_endpoint_auth_method,
@@ -429,6 +470,7 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
                 client_name: name,
                 redirect_uris,
                 grant_types,
+                response_types,
                 scope,
                 public,
                 token_endpoint_auth_method,
@@ -463,30 +505,51 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
     }
 }
 
-fn key_json(k: &SigningKeyRecord) -> serde_json::Value {
-    serde_json::json!({
-        "kid": k.kid,
-        "alg": k.alg.as_str(),
-        "state": k.state.as_str(),
-        "created_at": k.created_at,
-        "activated_at": k.activated_at,
-        "retired_at": k.retired_at,
-    })
-}
-
 async fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Failure> {
-    let store: SharedStore = store::connect(&config.database_url).await?;
-    if let KeysCommand::Rotate = cmd {
-        let master = state::load_master_key(config)?;
-        let changes =
-            state::run_rotation(&store, &master, config, SystemClock.now(), Trigger::Manual)
-                .await?;
-        for warning in &changes.warnings {
-            eprintln!("tessera: warning: {warning}");
+    let now = SystemClock.now();
+    let store: SharedStore = match cmd {
+        KeysCommand::List => store::connect(&config.database_url).await?,
+        KeysCommand::Rotate => {
+            let store: SharedStore = store::connect(&config.database_url).await?;
+            let master = state::load_master_key(config)?;
+            let policy = state::rotation_policy(config);
+            // A key-encryption key that cannot open the stored keys exits 2.
+            let changes = keys::rotate(store.as_ref(), &master, policy, now, Trigger::Manual)
+                .await
+                .map_err(|e| service_failure(keys::key_write_error(e)))?;
+            for warning in &changes.warnings {
+                eprintln!("tessera: warning: {warning}");
+            }
+            store
         }
-    }
-    let keys = store.signing_keys().await?;
-    print_json(&serde_json::Value::Array(
-        keys.iter().map(key_json).collect(),
-    ))
+        KeysCommand::Import {
+            pem,
+            alg,
+            state: import_as,
+        } => {
+            // The file is read and checked before the database is touched.
+            let text = std::fs::read_to_string(&pem)
+                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", pem.display())))?;
+            let key = keys::parse_pem(&text, alg).map_err(service_failure)?;
+            let store: SharedStore = store::connect(&config.database_url).await?;
+            let master = state::load_master_key(config)?;
+            let imported = keys::import(store.as_ref(), &master, &key, import_as, now)
+                .await
+                .map_err(service_failure)?;
+            for warning in &imported.warnings {
+                eprintln!("tessera: warning: {warning}");
+            }
+            return print_json(&serde_json::to_value(imported.key)?);
+        }
+        KeysCommand::ExportPublic => {
+            let store: SharedStore = store::connect(&config.database_url).await?;
+            let jwks = keys::export_public(store.as_ref())
+                .await
+                .map_err(service_failure)?;
+            println!("{}", String::from_utf8_lossy(&jwks.body));
+            return Ok(());
+        }
+    };
+    let listed = keys::list(store.as_ref()).await.map_err(service_failure)?;
+    print_json(&serde_json::to_value(listed)?)
 }

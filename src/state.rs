@@ -13,8 +13,8 @@ use crate::config::Config;
 use crate::domain::Client;
 use crate::endpoints::Endpoints;
 use crate::error::AppError;
-use crate::jose::rotation::{self, KeyChanges, RotationPolicy, Trigger};
-use crate::jose::{KeySet, MasterKey, SigningAlg, keys};
+use crate::jose::rotation::{KeyChanges, RotationPolicy, Trigger};
+use crate::jose::{KeySet, MasterKey, SigningAlg};
 use crate::oauth::access_token::RevocationCheck;
 use crate::oauth::authorize::AuthorizeContext;
 use crate::oauth::client_cache::ClientCache;
@@ -183,6 +183,7 @@ impl AppState {
             clients: &self.clients,
             consents: &*self.store,
             grants: &*self.store,
+            users: &*self.store,
         }
     }
 
@@ -337,6 +338,11 @@ impl AppState {
                                     );
                                 }
                             }
+                            // The unreadable keys that stop a rotation were
+                            // reported once already (reload_keys).
+                            Err(e) if state.unreadable_keys().is_some() => {
+                                tracing::debug!(error = %e, "key rotation check failed");
+                            }
                             Err(e) => tracing::warn!(error = %e, "key rotation check failed"),
                         }
                         let now = state.clock.now();
@@ -364,9 +370,9 @@ impl AppState {
     }
 }
 
-/// Plans and applies a rotation at `now` in one locked store transaction:
-/// the server's schedule, its start-up and `tessera keys rotate` all go
-/// through here.
+/// Runs `service::keys::rotate` with the configured policy: the server's
+/// schedule and its start-up go through here, `tessera keys rotate` through
+/// the service directly.
 pub async fn run_rotation(
     store: &SharedStore,
     master_key: &MasterKey,
@@ -375,15 +381,17 @@ pub async fn run_rotation(
     trigger: Trigger,
 ) -> Result<KeyChanges, AppError> {
     let policy = rotation_policy(config);
-    let planner = |keys: &[keys::SigningKeyRecord]| {
-        rotation::plan(keys, now, policy, trigger, &mut |alg| {
-            keys::generate(alg, master_key, now)
+    crate::service::keys::rotate(store.as_ref(), master_key, policy, now, trigger)
+        .await
+        .map_err(|e| match e {
+            // A key-encryption key that cannot open the stored keys is a
+            // key problem, not a storage one.
+            StoreError::Key(e) => AppError::Key(e),
+            e => AppError::Store(e),
         })
-    };
-    Ok(store.update_signing_keys(&planner).await?)
 }
 
-fn rotation_policy(config: &Config) -> RotationPolicy {
+pub fn rotation_policy(config: &Config) -> RotationPolicy {
     RotationPolicy {
         rotation_interval: config.keys.rotation_interval_secs,
         jwks_max_age: config.keys.jwks_max_age_secs,

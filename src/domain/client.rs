@@ -53,6 +53,13 @@ impl Client {
         self.metadata.grant_types.iter().any(|g| g == grant_type)
     }
 
+    pub fn allows_response_type(&self, response_type: &str) -> bool {
+        self.metadata
+            .response_types
+            .iter()
+            .any(|t| t == response_type)
+    }
+
     pub fn scopes(&self) -> ScopeSet {
         self.metadata.scope.clone()
     }

@@ -1,4 +1,5 @@
-//! Rows of the browser flow: users, grants, codes, refresh tokens.
+//! Rows of the browser flow: users, grants, codes, refresh tokens,
+//! interactions.
 
 use super::scope::ScopeSet;
 use crate::clock::UnixTime;

@@ -92,9 +92,7 @@ async fn run(
         let decision = authorize::decide(&ctx, &pending, login, None).await?;
         Ok::<_, AppError>(match decision {
             Decision::Redirect(response) => respond(response),
-            Decision::Approved(login) => {
-                respond(authorize::issue_code(&ctx, &pending, &login).await?)
-            }
+            Decision::Approved(login) => respond(authorize::approve(&ctx, &pending, &login).await?),
             Decision::Login | Decision::Consent(_) => {
                 // The person must act: keep the request as an interaction.
                 let binding = Binding::of(headers);
@@ -147,7 +145,7 @@ async fn resume(state: &AppState, headers: &HeaderMap, session: &Session, id: &s
                 if !interactions.finish(id).await? {
                     return Ok(pages::form_expired());
                 }
-                respond(authorize::issue_code(&ctx, &resumed.pending, &login).await?)
+                respond(authorize::approve(&ctx, &resumed.pending, &login).await?)
             }
         })
     }

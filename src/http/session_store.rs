@@ -72,6 +72,12 @@ impl tower_sessions::SessionStore for TesseraSessionStore {
             .load_session(&id.to_string(), self.clock.now())
             .await
             .map_err(backend)?;
+        if data.is_none() {
+            // An expired or foreign cookie is routine (a browser that was
+            // away): not worth more than debug. tower-sessions' own warning
+            // for it is filtered out in the default log filter (main.rs).
+            tracing::debug!("session cookie names no live session");
+        }
         data.map(|d| serde_json::from_slice(&d).map_err(|e| Error::Decode(e.to_string())))
             .transpose()
     }

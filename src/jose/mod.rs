@@ -1,6 +1,7 @@
 //! JOSE: signing keys, their encryption at rest, JWS signing and
 //! verification, the JWKS document and the key rotation schedule.
 
+pub mod import;
 pub mod jwks;
 pub mod keys;
 pub mod rotation;
@@ -60,6 +61,15 @@ pub enum KeyError {
     NoSigningKey(SigningAlg),
     #[error("stored key {kid} is unreadable: {reason}")]
     Corrupt { kid: String, reason: String },
+    /// AES-GCM refused to open a sealed key: another key-encryption key
+    /// sealed it (or the row was tampered with).
+    #[error(
+        "the key-encryption key cannot open stored key {kid}: it is not the one the keys were \
+         sealed with (check TESSERA_MASTER_KEY or keys/master.key)"
+    )]
+    WrongMasterKey { kid: String },
+    #[error("a key with kid {0} is already stored")]
+    KidExists(String),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
 }

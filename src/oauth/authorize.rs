@@ -19,8 +19,9 @@ use crate::crypto;
 use crate::domain::scope::ScopeSet;
 use crate::domain::{AuthorizationCode, Client, Grant};
 use crate::error::{AppError, ErrorCode, OAuthError};
+use crate::oidc::id_token::{self, IdTokenInput};
 use crate::oidc::logout::IdTokenHint;
-use crate::store::{ConsentStore, GrantStore, StoreError};
+use crate::store::{ConsentStore, GrantStore, StoreError, UserStore};
 
 /// What the authorization endpoint works with.
 pub struct AuthorizeContext<'a> {
@@ -28,6 +29,8 @@ pub struct AuthorizeContext<'a> {
     pub clients: &'a ClientCache,
     pub consents: &'a dyn ConsentStore,
     pub grants: &'a dyn GrantStore,
+    /// For the claims of an ID token answered at once (`response_type=id_token`).
+    pub users: &'a dyn UserStore,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +44,7 @@ pub struct Prompt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
     pub client_id: String,
+    pub response_type: ResponseType,
     pub target: RedirectTarget,
     /// Whether `redirect_uri` was in the request (then the token request
     /// must repeat it).
@@ -139,8 +143,8 @@ pub async fn parse(
     if let Err(d) = mode {
         return Err(fail(ErrorCode::InvalidRequest, d));
     }
-    match params.get("response_type").map(ResponseType::parse) {
-        Some(Some(ResponseType::Code)) => {}
+    let response_type = match params.get("response_type").map(ResponseType::parse) {
+        Some(Some(t)) => t,
         None => {
             return Err(fail(
                 ErrorCode::InvalidRequest,
@@ -156,6 +160,23 @@ pub async fn parse(
                 ),
             ));
         }
+    };
+    if !client.allows_response_type(response_type.as_str()) {
+        return Err(fail(
+            ErrorCode::UnauthorizedClient,
+            format!(
+                "this client is not registered for response_type {}",
+                response_type.as_str()
+            ),
+        ));
+    }
+    if response_type == ResponseType::IdToken && target.mode != ResponseMode::FormPost {
+        // The ID token must not travel in a URL, and fragments are not
+        // supported: only form_post carries it (OAuth 2.0 Form Post Response Mode).
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "response_type=id_token needs response_mode=form_post".into(),
+        ));
     }
     if params.get("request").is_some() {
         return Err(fail(
@@ -169,7 +190,7 @@ pub async fn parse(
             "request_uri is not supported".into(),
         ));
     }
-    if !client.allows_grant(authorization_code::GRANT_TYPE) {
+    if response_type == ResponseType::Code && !client.allows_grant(authorization_code::GRANT_TYPE) {
         return Err(fail(
             ErrorCode::UnauthorizedClient,
             "this client is not registered for the authorization code grant".into(),
@@ -191,7 +212,7 @@ pub async fn parse(
         params.get("code_challenge_method"),
     )
     .map_err(|d| fail(ErrorCode::InvalidRequest, d.into()))?;
-    if code_challenge.is_none() && client.is_public() {
+    if response_type == ResponseType::Code && code_challenge.is_none() && client.is_public() {
         return Err(fail(
             ErrorCode::InvalidRequest,
             "PKCE (code_challenge with S256) is required for public clients".into(),
@@ -231,6 +252,22 @@ pub async fn parse(
     if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_LEN) {
         return Err(fail(ErrorCode::InvalidRequest, "nonce is too long".into()));
     }
+    if response_type == ResponseType::IdToken {
+        // OIDC Core §3.2.2.1: nonce is required when the ID token comes
+        // from the authorization endpoint; and it is an OpenID request.
+        if nonce.is_none() {
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                "nonce is required with response_type=id_token".into(),
+            ));
+        }
+        if !scope.contains("openid") {
+            return Err(fail(
+                ErrorCode::InvalidScope,
+                "response_type=id_token needs the openid scope".into(),
+            ));
+        }
+    }
     let hint_sub = match params.get("id_token_hint") {
         None => None,
         // An expired ID token still names the user (OIDC Core §3.1.2.1).
@@ -251,6 +288,7 @@ pub async fn parse(
     Ok(Pending {
         request: AuthorizationRequest {
             client_id: client.client_id.clone(),
+            response_type,
             target,
             redirect_uri_sent: requested_uri.is_some(),
             scope,
@@ -268,7 +306,7 @@ pub async fn parse(
 pub enum Decision {
     Login,
     Consent(LoginSession),
-    /// Signed in and approved: `issue_code` may answer.
+    /// Signed in and approved: `approve` may answer.
     Approved(LoginSession),
     /// An error for the client (`login_required`, …).
     Redirect(AuthorizationResponse),
@@ -371,11 +409,54 @@ pub async fn answer_consent(
             ctx.tokens.now(),
         )
         .await?;
-    issue_code(ctx, pending, login).await
+    approve(ctx, pending, login).await
+}
+
+/// The answer to an approved request: a code, or (for
+/// `response_type=id_token`) the ID token itself.
+pub async fn approve(
+    ctx: &AuthorizeContext<'_>,
+    pending: &Pending,
+    login: &LoginSession,
+) -> Result<AuthorizationResponse, AppError> {
+    match pending.request.response_type {
+        ResponseType::Code => issue_code(ctx, pending, login).await,
+        ResponseType::IdToken => issue_id_token(ctx, pending, login).await,
+    }
+}
+
+/// OIDC Core §3.2.2.5: the ID token alone, no access token, so no `at_hash`;
+/// the scope's claims go into it (§5.4).
+async fn issue_id_token(
+    ctx: &AuthorizeContext<'_>,
+    pending: &Pending,
+    login: &LoginSession,
+) -> Result<AuthorizationResponse, AppError> {
+    let req = &pending.request;
+    let user = ctx
+        .users
+        .user(&login.sub)
+        .await?
+        .ok_or_else(|| AppError::internal("the signed-in user no longer exists"))?;
+    let token = id_token::issue(
+        &ctx.tokens,
+        IdTokenInput {
+            client: &pending.client,
+            user: &user,
+            auth_time: login.auth_time,
+            sid: Some(&login.sid),
+            nonce: req.nonce.as_deref(),
+            access_token: None,
+            scope: &req.scope,
+        },
+    )?;
+    Ok(req
+        .target
+        .respond(ctx.tokens.issuer, vec![("id_token".into(), token)]))
 }
 
 /// Creates the grant and its single-use, 60-second code.
-pub async fn issue_code(
+async fn issue_code(
     ctx: &AuthorizeContext<'_>,
     pending: &Pending,
     login: &LoginSession,

@@ -21,6 +21,9 @@ pub struct ClientRegistration {
     pub client_name: String,
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
+    /// RFC 7591 §2 `response_types`; default `code` for an
+    /// authorization-code client.
+    pub response_types: Vec<String>,
     pub scope: Option<String>,
     pub public: bool,
     /// A name from `client_auth::REGISTRY`; default `client_secret_basic`
@@ -63,8 +66,28 @@ pub fn register(
     }
     // RFC 7591 §2: without grant_types the client uses authorization_code;
     // a client registered with no redirect URI can only be a machine client.
+    let mut response_types: Vec<ResponseType> = Vec::new();
+    for name in &reg.response_types {
+        let Some(t) = ResponseType::parse(name) else {
+            return bad(format!(
+                "unsupported response type {name:?} (supported: {})",
+                ResponseType::ALL
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        };
+        if !response_types.contains(&t) {
+            response_types.push(t);
+        }
+    }
+    let id_token_only = !response_types.is_empty() && !response_types.contains(&ResponseType::Code);
     let grant_types = if !reg.grant_types.is_empty() {
         reg.grant_types.clone()
+    } else if id_token_only {
+        // RFC 7591 §2.1: `id_token` alone uses no token endpoint grant.
+        Vec::new()
     } else if reg.redirect_uris.is_empty() {
         vec![client_credentials::GRANT_TYPE.to_string()]
     } else {
@@ -91,6 +114,16 @@ pub fn register(
     if has(authorization_code::GRANT_TYPE) && reg.redirect_uris.is_empty() {
         return bad("the authorization_code grant needs at least one redirect URI".into());
     }
+    // RFC 7591 §2.1: `code` goes with the authorization_code grant.
+    if response_types.is_empty() && has(authorization_code::GRANT_TYPE) {
+        response_types.push(ResponseType::Code);
+    }
+    if response_types.contains(&ResponseType::Code) && !has(authorization_code::GRANT_TYPE) {
+        return bad("response type code needs the authorization_code grant".into());
+    }
+    if response_types.contains(&ResponseType::IdToken) && reg.redirect_uris.is_empty() {
+        return bad("response type id_token needs at least one redirect URI".into());
+    }
     if has(refresh_token::GRANT_TYPE) && !has(authorization_code::GRANT_TYPE) {
         return bad("refresh_token is only issued through authorization_code".into());
     }
@@ -105,7 +138,7 @@ pub fn register(
         Some(s) => {
             ScopeSet::parse(&s).map_err(|e| InvalidClientMetadata(format!("invalid scope: {e}")))?
         }
-        None if has(authorization_code::GRANT_TYPE) => ScopeSet::parse("openid profile email")
+        None if !response_types.is_empty() => ScopeSet::parse("openid profile email")
             .map_err(|e| InvalidClientMetadata(format!("invalid scope: {e}")))?,
         None => ScopeSet::default(),
     };
@@ -116,11 +149,10 @@ pub fn register(
         metadata: ClientMetadata {
             client_name: reg.client_name.trim().to_string(),
             redirect_uris: reg.redirect_uris,
-            response_types: if has(authorization_code::GRANT_TYPE) {
-                vec![ResponseType::Code.as_str().into()]
-            } else {
-                vec![]
-            },
+            response_types: response_types
+                .iter()
+                .map(|t| t.as_str().to_string())
+                .collect(),
             grant_types,
             scope,
             token_endpoint_auth_method: auth_method.to_string(),

@@ -13,14 +13,19 @@ use crate::error::OAuthError;
 pub enum ResponseType {
     /// The authorization code flow (RFC 6749 §4.1).
     Code,
+    /// An ID token alone, for sign-in only (OIDC Core §3.2, implicit flow
+    /// without an access token), and only with `response_mode=form_post`
+    /// so it never travels in a URL.
+    IdToken,
 }
 
 impl ResponseType {
-    pub const ALL: &[ResponseType] = &[ResponseType::Code];
+    pub const ALL: &[ResponseType] = &[ResponseType::Code, ResponseType::IdToken];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ResponseType::Code => "code",
+            ResponseType::IdToken => "id_token",
         }
     }
 

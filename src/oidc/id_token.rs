@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use super::claims::scope_claims;
 use crate::crypto;
 use crate::domain::Client;
+use crate::domain::User;
 use crate::domain::scope::ScopeSet;
-use crate::domain::{Grant, User};
 use crate::error::AppError;
 use crate::oauth::tokens::Tokens;
 
@@ -21,9 +21,14 @@ pub fn at_hash(access_token: &str) -> String {
 pub struct IdTokenInput<'a> {
     pub client: &'a Client,
     pub user: &'a User,
-    pub grant: &'a Grant,
+    /// When the person signed in (OIDC `auth_time`).
+    pub auth_time: i64,
+    /// The login session (OIDC `sid`).
+    pub sid: Option<&'a str>,
     pub nonce: Option<&'a str>,
-    pub access_token: &'a str,
+    /// The access token issued beside it, for `at_hash`; `None` when the
+    /// ID token is the whole response (`response_type=id_token`).
+    pub access_token: Option<&'a str>,
     pub scope: &'a ScopeSet,
 }
 
@@ -37,14 +42,16 @@ pub fn issue(tokens: &Tokens<'_>, input: IdTokenInput<'_>) -> Result<String, App
         "azp": client_id,
         "exp": now + tokens.settings.id_token_ttl_secs,
         "iat": now,
-        "auth_time": input.grant.auth_time,
-        "at_hash": at_hash(input.access_token),
+        "auth_time": input.auth_time,
     });
+    if let Some(access_token) = input.access_token {
+        claims["at_hash"] = at_hash(access_token).into();
+    }
     if let Some(nonce) = input.nonce {
         claims["nonce"] = nonce.into();
     }
-    if let Some(sid) = &input.grant.sid {
-        claims["sid"] = sid.clone().into();
+    if let Some(sid) = input.sid {
+        claims["sid"] = sid.into();
     }
     if let Value::Object(map) = &mut claims {
         map.extend(scope_claims(input.user, input.scope));

@@ -1,6 +1,7 @@
 //! Storage: small async traits, one implementation per backend
-//! (`sqlite.rs`, `postgres.rs`). Both share their SQL through the
-//! `sql_store!` macro in `sql.rs`; only locking and connection set-up differ.
+//! (`sqlite.rs`, `postgres.rs`). Both share their SQL through one macro per
+//! aggregate in `sql/` (`clients_sql!`, `grants_sql!`, …); only locking and
+//! connection set-up differ.
 
 mod migrate;
 pub mod postgres;
@@ -32,6 +33,17 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("{0}")]
     Conflict(String),
+    /// A value the schema cannot hold as given (a programming error).
+    #[error("cannot store {0}")]
+    Unstorable(String),
+    #[error("cannot prepare the database file: {0}")]
+    File(String),
+    /// An already-applied migration file no longer matches what was applied.
+    #[error(
+        "migration {file} (version {version}) was changed after it was applied to this \
+         database; restore the original file (a schema change is always a new migration)"
+    )]
+    MigrationChanged { version: i64, file: &'static str },
 }
 
 /// Versions of the data that servers cache; bumped in the same transaction
@@ -113,10 +125,6 @@ pub trait GrantStore: Send + Sync {
     /// Atomically marks `old_hash` used and stores `new`. A token already
     /// used within `grace` seconds still rotates (racing refreshes); used
     /// earlier than that, the grant is revoked.
-    /// Drops expired codes and refresh tokens, and grants (with their
-    /// tokens) that ended more than `keep_after_end` seconds ago, when no
-    /// access token issued under them can still be alive.
-    async fn prune_grants(&self, now: UnixTime, keep_after_end: i64) -> Result<u64, StoreError>;
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
@@ -124,6 +132,11 @@ pub trait GrantStore: Send + Sync {
         now: UnixTime,
         grace: i64,
     ) -> Result<RefreshRotation, StoreError>;
+    /// Drops expired codes and refresh tokens, and grants (with their
+    /// tokens) that ended more than `keep_after_end` seconds ago, when no
+    /// access token issued under them can still be alive. Returns the
+    /// number of grants dropped.
+    async fn prune_grants(&self, now: UnixTime, keep_after_end: i64) -> Result<u64, StoreError>;
 }
 
 #[async_trait]
@@ -165,6 +178,15 @@ pub trait LoginThrottleStore: Send + Sync {
     ) -> Result<LoginFailures, StoreError>;
     /// Gives one counted attempt back (never below zero).
     async fn return_login_attempt(&self, key: &str) -> Result<(), StoreError>;
+    /// Remembers `key` (a known account and address pair) until `until`;
+    /// it reads back through `login_failures` with `locked_until = until`
+    /// and no failures, and is pruned after it. Never shortened.
+    async fn remember_login_until(
+        &self,
+        key: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError>;
     /// Forgets `key`'s count, unless a lock is running at `now`.
     async fn clear_login_failures(&self, key: &str, now: UnixTime) -> Result<(), StoreError>;
     /// Drops counters whose window and lock have both passed.
@@ -177,6 +199,9 @@ pub trait LoginThrottleStore: Send + Sync {
 
 /// Raw server-side session rows, for the tower-sessions adapter in
 /// `http::session_store`.
+/// Callers pass the raw session id; implementations store and look up only
+/// its SHA-256 (`crypto::hash_secret`), so a copy of the database holds no
+/// usable session id.
 #[async_trait]
 pub trait SessionRecordStore: Send + Sync {
     /// `false` when the id is taken.
@@ -197,6 +222,8 @@ pub trait SessionRecordStore: Send + Sync {
     async fn prune_sessions(&self, now: UnixTime) -> Result<u64, StoreError>;
 }
 
+/// Pending authorization requests (`domain::Interaction`), shared by every
+/// instance on the database.
 #[async_trait]
 pub trait InteractionStore: Send + Sync {
     async fn insert_interaction(&self, interaction: &Interaction) -> Result<(), StoreError>;

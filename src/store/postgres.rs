@@ -8,10 +8,12 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
+use super::StoreError;
 use super::migrate::{self, run_migrations};
-use super::sql::*;
-use super::*;
-use crate::domain::*;
+use super::sql::{
+    BackendDb, change_counters_sql, clients_sql, consents_sql, grants_sql, interactions_sql,
+    keys_sql, login_throttle_sql, revocations_sql, sessions_sql, users_sql,
+};
 
 /// Advisory lock id for schema and key changes ("tessera" in ASCII).
 const LOCK_ID: i64 = 0x0074_6573_7365_7261;
@@ -40,6 +42,21 @@ impl PostgresStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.begin_locked().await?;
         sqlx::query(migrate::CREATE_TABLE).execute(&mut *tx).await?;
+        // Databases migrated before checksums were recorded lack the column.
+        // Looked up first (the table resolved through search_path, as every
+        // query here), so that a start needs no ALTER once it exists.
+        let has_checksum: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute \
+             WHERE attrelid = 'tessera_migrations'::regclass AND attname = 'checksum' \
+             AND NOT attisdropped)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if !has_checksum {
+            sqlx::query("ALTER TABLE tessera_migrations ADD COLUMN checksum TEXT")
+                .execute(&mut *tx)
+                .await?;
+        }
         run_migrations!(tx, migrate::POSTGRES);
         tx.commit().await?;
         Ok(())
@@ -59,4 +76,13 @@ impl PostgresStore {
     }
 }
 
-sql_store!(PostgresStore);
+change_counters_sql!(PostgresStore);
+clients_sql!(PostgresStore);
+keys_sql!(PostgresStore);
+revocations_sql!(PostgresStore);
+users_sql!(PostgresStore);
+grants_sql!(PostgresStore);
+consents_sql!(PostgresStore);
+login_throttle_sql!(PostgresStore);
+sessions_sql!(PostgresStore);
+interactions_sql!(PostgresStore);

@@ -9,8 +9,10 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::browser::{AuthRequest, Browser, PASSWORD, add_user, rp, start, web_app};
-use crate::harness::{Backend, TestServer, http};
+use crate::browser::{
+    AuthRequest, Browser, PASSWORD, REDIRECT, add_user, attr_after, rp, start, web_app,
+};
+use crate::harness::{Backend, TestServer, http, verify_with_jwks};
 use crate::introspection::{post_form, token};
 
 /// Rows of `table` in the server's database.
@@ -331,7 +333,127 @@ async fn secret_clients_may_use_basic_or_post(backend: Backend) {
     server.stop().await;
 }
 
+/// 7.15: `response_type=id_token` by form_post (express-openid-connect's
+/// default): sign-in only, nonce required, and still no access token in
+/// the front channel.
+async fn id_token_response_type_signs_in_by_form_post(backend: Backend) {
+    let server = start(backend).await;
+    add_user(&server, "alice").await;
+    let app = rp(
+        &server,
+        tessera::oauth::client::ClientRegistration {
+            client_name: "express".into(),
+            redirect_uris: vec![REDIRECT.into()],
+            response_types: vec!["id_token".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let browser = Browser::new(&server);
+    let req = AuthRequest::new(&app)
+        .set("response_type", "id_token")
+        .set("response_mode", "form_post")
+        .set("scope", "openid profile")
+        .unset("code_challenge")
+        .unset("code_challenge_method");
+    let r = browser.run(&req, "alice", "allow").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.action(), REDIRECT);
+    let field = |name: &str| attr_after(&r.body, &format!("name=\"{name}\" value=\""));
+    assert_eq!(field("code"), None, "no code");
+    assert_eq!(
+        field("access_token"),
+        None,
+        "no access token in the front channel"
+    );
+    assert_eq!(field("state").as_deref(), Some("st-123"));
+    let id_token = field("id_token").expect("an id_token field");
+    let claims = verify_with_jwks(&server, &id_token, &app.id).await;
+    assert_eq!(claims["nonce"], "n-123");
+    assert_eq!(claims["preferred_username"], "alice");
+    assert!(claims.get("at_hash").is_none(), "{claims}");
+
+    // Without form_post, without a nonce, or for a code-only client: refused.
+    let r = browser
+        .authorize(&req_of(&app).set("response_mode", "query"))
+        .await;
+    assert_eq!(r.callback()["error"], "invalid_request");
+    let r = browser.authorize(&req_of(&app).unset("nonce")).await;
+    let field = |name: &str| attr_after(&r.body, &format!("name=\"{name}\" value=\""));
+    assert_eq!(
+        field("error").as_deref(),
+        Some("invalid_request"),
+        "{}",
+        r.body
+    );
+    let code_client = rp(&server, web_app()).await;
+    let r = browser
+        .authorize(
+            &AuthRequest::new(&code_client)
+                .set("response_type", "id_token")
+                .set("response_mode", "form_post"),
+        )
+        .await;
+    let field = |name: &str| attr_after(&r.body, &format!("name=\"{name}\" value=\""));
+    assert_eq!(
+        field("error").as_deref(),
+        Some("unauthorized_client"),
+        "{}",
+        r.body
+    );
+    server.stop().await;
+}
+
+fn req_of(app: &crate::browser::Rp) -> AuthRequest {
+    AuthRequest::new(app)
+        .set("scope", "openid")
+        .set("response_type", "id_token")
+        .set("response_mode", "form_post")
+        .unset("code_challenge")
+        .unset("code_challenge_method")
+}
+
+/// 7.2: 32 people signing in at once from one address (an office behind
+/// NAT) all get through the login page.
+async fn office_behind_one_address_signs_in_at_once(backend: Backend) {
+    let server = start(backend).await;
+    let app = rp(&server, web_app()).await;
+    let mut people = tokio::task::JoinSet::new();
+    for n in 0..32 {
+        let name = format!("person{n}");
+        add_user(&server, &name).await;
+        let page = Browser::new(&server)
+            .authorize(&AuthRequest::new(&app))
+            .await;
+        let (csrf, action, cookie) = (
+            page.csrf(),
+            format!("{}{}", server.base, page.action()),
+            browser_cookie(&page),
+        );
+        people.spawn(async move {
+            let response = http()
+                .post(&action)
+                .header("cookie", cookie)
+                .form(&[
+                    ("csrf_token", csrf.as_str()),
+                    ("username", name.as_str()),
+                    ("password", PASSWORD),
+                ])
+                .send()
+                .await
+                .unwrap();
+            response.status()
+        });
+    }
+    for status in people.join_all().await {
+        assert_eq!(status, StatusCode::SEE_OTHER, "every sign-in succeeds");
+    }
+    server.stop().await;
+}
+
 crate::both_backends!(
+    office_behind_one_address_signs_in_at_once,
+    id_token_response_type_signs_in_by_form_post,
     sign_in_flood_is_refused_with_503_past_the_hashing_queue,
     form_with_thousands_of_parameter_names_is_refused,
     slow_and_idle_connections_are_closed,

@@ -182,7 +182,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// The value of the first `marker"…"` in `html`, unescaped.
-fn attr_after(html: &str, marker: &str) -> Option<String> {
+pub(crate) fn attr_after(html: &str, marker: &str) -> Option<String> {
     let start = html.find(marker)? + marker.len();
     let end = html[start..].find('"')? + start;
     Some(unescape(&html[start..end]))
@@ -266,19 +266,17 @@ pub(crate) struct Browser {
 
 impl Browser {
     pub(crate) fn new(server: &TestServer) -> Self {
-        Self {
-            client: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: server.base.clone(),
-        }
+        Self::at(&server.base)
+    }
+
+    /// A browser for a server at `base` (one not started by the harness).
+    pub(crate) fn at(base: &str) -> Self {
+        Self::with_headers(base, HeaderMap::new())
     }
 
     /// A browser for the server at `base` that sends `headers` with every
     /// request (a proxy's `X-Forwarded-For`, say).
-    pub(crate) fn at(base: &str, headers: HeaderMap) -> Self {
+    pub(crate) fn with_headers(base: &str, headers: HeaderMap) -> Self {
         Self {
             client: reqwest::Client::builder()
                 .cookie_store(true)

@@ -32,9 +32,13 @@ async fn both_documents_agree_and_list_only_what_works(backend: Backend) {
         assert!(url.starts_with(&server.base), "{endpoint}");
     }
     let response_types = doc["response_types_supported"].as_array().unwrap();
+    // `id_token` is sign-in only (no access token in the front channel,
+    // form_post only); no `token` and no hybrid types.
     assert!(
-        response_types.iter().all(|t| t == "code"),
-        "no implicit or hybrid response types: {response_types:?}"
+        response_types
+            .iter()
+            .all(|t| t == "code" || t == "id_token"),
+        "no implicit access tokens or hybrid response types: {response_types:?}"
     );
     // Every advertised grant type is accepted by the token endpoint.
     for grant in doc["grant_types_supported"].as_array().unwrap() {

@@ -14,4 +14,6 @@ mod introspection;
 mod keys;
 mod layers;
 mod ops;
+mod secrets_in_logs;
+mod store;
 mod users;

@@ -61,7 +61,7 @@ fn behind_proxy(server: &TestServer, client_ip: &str) -> Browser {
         "x-forwarded-for",
         HeaderValue::from_str(&format!("{client_ip}, 10.1.2.3")).unwrap(),
     );
-    Browser::at(&server.base, headers)
+    Browser::with_headers(&server.base, headers)
 }
 
 /// The sum of the samples of `name` whose labels include all of `labels`,
@@ -658,7 +658,7 @@ async fn the_binary_logs_json_and_reports_health_and_metrics(backend: Backend) {
         .unwrap();
     client_credentials_token(&base, &machine).await;
     let es256_kid = kid_of(&client_credentials_token(&base, &es256_machine).await);
-    let browser = Browser::at(&base, HeaderMap::new());
+    let browser = Browser::at(&base);
     let request = AuthRequest::new(&web);
     let login = browser.authorize(&request).await;
     let wrong = browser.login(&login, "alice", "not the password").await;

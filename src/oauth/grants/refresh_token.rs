@@ -137,9 +137,10 @@ pub async fn respond(
             IdTokenInput {
                 client,
                 user: &user,
-                grant,
+                auth_time: grant.auth_time,
+                sid: grant.sid.as_deref(),
                 nonce,
-                access_token: &issued.token,
+                access_token: Some(&issued.token),
                 scope: &scope,
             },
         )?)

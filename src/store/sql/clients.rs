@@ -1,0 +1,100 @@
+//! Registered clients; their RFC 7591 metadata is stored as JSON.
+
+use crate::domain::{Client, ClientMetadata};
+use crate::store::StoreError;
+
+/// A `clients` row.
+#[derive(sqlx::FromRow)]
+pub(in crate::store) struct ClientRow {
+    pub client_id: String,
+    pub secret_hash: Option<String>,
+    pub metadata: String,
+    pub created_at: i64,
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = StoreError;
+
+    /// Metadata that is not valid JSON for `ClientMetadata` (including a
+    /// scope that does not parse) is corrupt, never a default.
+    fn try_from(row: ClientRow) -> Result<Self, StoreError> {
+        let metadata: ClientMetadata = serde_json::from_str(&row.metadata)
+            .map_err(|e| StoreError::Corrupt(format!("client {}: metadata: {e}", row.client_id)))?;
+        Ok(Client {
+            client_id: row.client_id,
+            secret_hash: row.secret_hash,
+            metadata,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// `ClientStore`. Writes bump the `clients` change counter
+/// (`change_counters_sql!`) in the same transaction.
+macro_rules! clients_sql {
+    ($store:ty) => {
+        const _: () = {
+            use $crate::domain::Client;
+            use $crate::store::sql::clients::ClientRow;
+            use $crate::store::{ClientStore, StoreError};
+
+            #[async_trait::async_trait]
+            impl ClientStore for $store {
+                async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+                    let metadata = serde_json::to_string(&client.metadata)
+                        .map_err(|e| StoreError::Unstorable(format!("client metadata: {e}")))?;
+                    let mut tx = self.pool.begin().await?;
+                    sqlx::query(
+                        "INSERT INTO clients (client_id, secret_hash, metadata, created_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&client.client_id)
+                    .bind(&client.secret_hash)
+                    .bind(metadata)
+                    .bind(client.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    Self::bump(&mut tx, "clients").await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+                    let row: Option<ClientRow> = sqlx::query_as(
+                        "SELECT client_id, secret_hash, metadata, created_at FROM clients \
+                         WHERE client_id = $1",
+                    )
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(Client::try_from).transpose()
+                }
+
+                async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+                    let rows: Vec<ClientRow> = sqlx::query_as(
+                        "SELECT client_id, secret_hash, metadata, created_at FROM clients \
+                         ORDER BY created_at, client_id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter().map(Client::try_from).collect()
+                }
+
+                async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+                        .bind(client_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if deleted > 0 {
+                        Self::bump(&mut tx, "clients").await?;
+                    }
+                    tx.commit().await?;
+                    Ok(deleted > 0)
+                }
+            }
+        };
+    };
+}
+pub(crate) use clients_sql;
