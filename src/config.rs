@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+use crate::domain::ScopeSet;
 use crate::jose::SigningAlg;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub proxy: ProxyConfig,
+    pub registration: RegistrationConfig,
     /// Human descriptions of scopes for the consent page: `billing:write = "…"`.
     pub scopes: BTreeMap<String, String>,
 }
@@ -195,6 +197,45 @@ fn deserialize_networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D
         .collect()
 }
 
+/// Dynamic client registration (RFC 7591) at `/register` and its
+/// management (RFC 7592) at `/register/{client_id}`. Off unless an initial
+/// access token is configured or `open` is set.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Anyone may register a client, without an initial access token
+    /// (RFC 7591 §3: open registration).
+    pub open: bool,
+    /// Bearer tokens that allow a registration (RFC 7591 §1.2 initial
+    /// access tokens); `TESSERA_REGISTRATION_TOKEN` adds one.
+    pub initial_access_tokens: Vec<String>,
+    /// When set (space-separated, like a `scope` value), a registered
+    /// client's scopes must be among these.
+    pub allowed_scopes: Option<ScopeSet>,
+}
+
+impl RegistrationConfig {
+    /// Whether `/register` exists: without a token and without `open`, it
+    /// answers 404 and discovery does not mention it.
+    pub fn enabled(&self) -> bool {
+        self.open || !self.initial_access_tokens.is_empty()
+    }
+}
+
+/// The tokens are secrets: never printed.
+impl std::fmt::Debug for RegistrationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrationConfig")
+            .field("open", &self.open)
+            .field(
+                "initial_access_tokens",
+                &format_args!("<{} redacted>", self.initial_access_tokens.len()),
+            )
+            .field("allowed_scopes", &self.allowed_scopes)
+            .finish()
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
@@ -221,6 +262,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
             proxy: ProxyConfig::default(),
+            registration: RegistrationConfig::default(),
             scopes: BTreeMap::new(),
         }
     }
@@ -325,6 +367,9 @@ impl Config {
                 .map(parse_network)
                 .collect::<Result<_, _>>()?;
         }
+        if let Some(v) = var("TESSERA_REGISTRATION_TOKEN").filter(|v| !v.is_empty()) {
+            self.registration.initial_access_tokens.push(v);
+        }
         Ok(())
     }
 
@@ -415,6 +460,17 @@ impl Config {
                     .into(),
             ));
         }
+        for token in &self.registration.initial_access_tokens {
+            // RFC 6750 §2.1: a bearer token is a b64token, or no client
+            // could present it in an Authorization header.
+            if !is_b64token(token) {
+                return Err(ConfigError::Invalid(
+                    "registration.initial_access_tokens (or TESSERA_REGISTRATION_TOKEN): a token \
+                     must be non-empty letters, digits and -._~+/ (optionally ending in =)"
+                        .into(),
+                ));
+            }
+        }
         if t.refresh_grace_secs < 0 {
             return Err(ConfigError::Invalid(
                 "tokens.refresh_grace_secs must not be negative".into(),
@@ -477,6 +533,15 @@ fn is_socket_address(s: &str) -> bool {
         })
 }
 
+/// RFC 6750 §2.1: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,6 +565,44 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn registration_is_off_by_default_and_the_env_token_turns_it_on() {
+        let mut c = Config::default();
+        assert!(!c.registration.enabled());
+        c.apply_env(|n| (n == "TESSERA_REGISTRATION_TOKEN").then(|| "s3cret-Token".to_string()))
+            .unwrap();
+        c.validate().unwrap();
+        assert!(c.registration.enabled());
+        assert_eq!(c.registration.initial_access_tokens, ["s3cret-Token"]);
+        assert!(
+            !format!("{c:?}").contains("s3cret-Token"),
+            "tokens are not printed"
+        );
+        // An empty variable adds nothing.
+        let mut c = Config::default();
+        c.apply_env(|n| (n == "TESSERA_REGISTRATION_TOKEN").then(String::new))
+            .unwrap();
+        assert!(!c.registration.enabled());
+    }
+
+    #[test]
+    fn registration_section_parses_and_checks_its_tokens() {
+        let mut c: Config = toml::from_str(
+            "[registration]\nopen = true\nallowed_scopes = \"openid profile read\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert!(c.registration.enabled());
+        let allowed = c.registration.allowed_scopes.unwrap();
+        assert!(allowed.contains("read") && !allowed.contains("write"));
+        for bad in ["", "has space", "quote\"", "=="] {
+            let mut c = Config::default();
+            c.registration.initial_access_tokens = vec![bad.into()];
+            assert!(c.validate().is_err(), "{bad:?}");
+        }
+        assert!(toml::from_str::<Config>("[registration]\nallowed_scopes = \"a\\\\b\"").is_err());
     }
 }
 

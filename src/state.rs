@@ -88,7 +88,11 @@ impl AppState {
         let records = store.signing_keys().await?;
         let key_set = KeySet::load(&records, &master_key)?;
         let endpoints = Endpoints::for_issuer(&config.issuer);
-        let discovery = discovery::metadata(&endpoints, config.scopes.keys().map(String::as_str));
+        let discovery = discovery::metadata(
+            &endpoints,
+            config.scopes.keys().map(String::as_str),
+            config.registration.enabled(),
+        );
         Ok(Self(Arc::new(Inner {
             endpoints,
             discovery,

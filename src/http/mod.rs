@@ -17,6 +17,7 @@ pub mod logout;
 pub mod metrics;
 pub mod mount;
 pub mod pages;
+pub mod register;
 pub mod revoke;
 pub mod server;
 pub mod session;
@@ -102,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route(path::TOKEN, post(token::token))
         .route(path::REVOCATION, post(revoke::revoke))
         .route(path::USERINFO, get(userinfo::get).post(userinfo::post))
+        .merge(register::routes(&state.config.registration))
         .layer(cors.clone());
     let routes = Router::new()
         .merge(browser)

@@ -19,6 +19,8 @@ pub enum AuditKind {
     UserDeleted,
     UserPasswordChanged,
     ClientRegistered,
+    /// Its metadata replaced (RFC 7592 §2.2).
+    ClientUpdated,
     ClientDeleted,
 }
 
@@ -29,6 +31,7 @@ impl AuditKind {
             Self::UserDeleted => "user.deleted",
             Self::UserPasswordChanged => "user.password_changed",
             Self::ClientRegistered => "client.registered",
+            Self::ClientUpdated => "client.updated",
             Self::ClientDeleted => "client.deleted",
         }
     }

@@ -60,6 +60,20 @@ pub trait ClientStore: Send + Sync {
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
     async fn clients(&self) -> Result<Vec<Client>, StoreError>;
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+    /// Stores a client registered over HTTP (RFC 7591) with the SHA-256 of
+    /// its RFC 7592 registration access token.
+    async fn insert_client_with_registration_token(
+        &self,
+        client: &Client,
+        registration_token_hash: &str,
+    ) -> Result<(), StoreError>;
+    /// The stored hash of the client's registration access token; `None`
+    /// when the client does not exist or was not registered over HTTP.
+    async fn registration_token_hash(&self, client_id: &str) -> Result<Option<String>, StoreError>;
+    /// Replaces the client's secret hash and metadata (RFC 7592 §2.2: a
+    /// full replacement; its id, creation time and registration token
+    /// stay). `false` when the client does not exist.
+    async fn replace_client(&self, client: &Client) -> Result<bool, StoreError>;
 }
 
 /// The function that decides key changes from the stored keys; it runs

@@ -14,6 +14,8 @@ mod introspection;
 mod keys;
 mod layers;
 mod ops;
+mod properties;
+mod registration;
 mod secrets_in_logs;
 mod store;
 mod users;

@@ -371,6 +371,7 @@ async fn checksums_are_recorded_for_databases_that_predate_them(backend: Backend
     let (db, store) = fresh(backend).await;
     drop(store);
     let raw = Raw::open(&db).await;
+    let applied = raw.count("SELECT COUNT(*) FROM tessera_migrations").await;
     raw.execute("ALTER TABLE tessera_migrations DROP COLUMN checksum")
         .await;
 
@@ -379,7 +380,7 @@ async fn checksums_are_recorded_for_databases_that_predate_them(backend: Backend
         .texts("SELECT checksum FROM tessera_migrations ORDER BY version")
         .await
         .unwrap();
-    assert_eq!(recorded.len(), 3);
+    assert_eq!(recorded.len() as i64, applied);
     assert!(
         recorded
             .iter()

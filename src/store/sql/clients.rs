@@ -93,6 +93,64 @@ macro_rules! clients_sql {
                     tx.commit().await?;
                     Ok(deleted > 0)
                 }
+
+                async fn insert_client_with_registration_token(
+                    &self,
+                    client: &Client,
+                    registration_token_hash: &str,
+                ) -> Result<(), StoreError> {
+                    let metadata = serde_json::to_string(&client.metadata)
+                        .map_err(|e| StoreError::Unstorable(format!("client metadata: {e}")))?;
+                    let mut tx = self.pool.begin().await?;
+                    sqlx::query(
+                        "INSERT INTO clients \
+                         (client_id, secret_hash, metadata, created_at, registration_token_hash) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&client.client_id)
+                    .bind(&client.secret_hash)
+                    .bind(metadata)
+                    .bind(client.created_at)
+                    .bind(registration_token_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                    Self::bump(&mut tx, "clients").await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn registration_token_hash(
+                    &self,
+                    client_id: &str,
+                ) -> Result<Option<String>, StoreError> {
+                    let hash: Option<Option<String>> = sqlx::query_scalar(
+                        "SELECT registration_token_hash FROM clients WHERE client_id = $1",
+                    )
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(hash.flatten())
+                }
+
+                async fn replace_client(&self, client: &Client) -> Result<bool, StoreError> {
+                    let metadata = serde_json::to_string(&client.metadata)
+                        .map_err(|e| StoreError::Unstorable(format!("client metadata: {e}")))?;
+                    let mut tx = self.pool.begin().await?;
+                    let replaced = sqlx::query(
+                        "UPDATE clients SET secret_hash = $2, metadata = $3 WHERE client_id = $1",
+                    )
+                    .bind(&client.client_id)
+                    .bind(&client.secret_hash)
+                    .bind(metadata)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if replaced > 0 {
+                        Self::bump(&mut tx, "clients").await?;
+                    }
+                    tx.commit().await?;
+                    Ok(replaced > 0)
+                }
             }
         };
     };
