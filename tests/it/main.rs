@@ -13,6 +13,7 @@ mod hardening;
 mod introspection;
 mod keys;
 mod layers;
+mod ops;
 mod properties;
 mod registration;
 mod revocation;

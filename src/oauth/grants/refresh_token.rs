@@ -85,6 +85,7 @@ impl Grant for RefreshTokenGrant {
             RefreshRotation::Rotated => {}
             RefreshRotation::Reused => {
                 tracing::warn!(client_id = %client.client_id, "refresh token reused; grant revoked");
+                metrics::counter!("tessera_refresh_token_reuse_total").increment(1);
                 return Err(invalid(
                     "the refresh token was already used; the grant is revoked",
                 ));
