@@ -3,10 +3,13 @@
 //! the defaults and the `TESSERA_*` environment variables override the file.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
 
+use crate::domain::ScopeSet;
 use crate::jose::SigningAlg;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,10 @@ pub struct Config {
     pub cache: CacheConfig,
     pub login: LoginConfig,
     pub http: HttpConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+    pub proxy: ProxyConfig,
+    pub registration: RegistrationConfig,
     pub audit: AuditConfig,
     /// Human descriptions of scopes for the consent page: `billing:write = "…"`.
     pub scopes: BTreeMap<String, String>,
@@ -104,6 +111,9 @@ pub struct LoginConfig {
     pub password_hash_concurrency: usize,
     /// Sign-ins that may wait for a hashing place; more get 503.
     pub password_hash_queue: usize,
+    /// After a successful sign-in, that account is never locked at that
+    /// address for this long (the owner is not locked out by a stranger).
+    pub known_address_secs: i64,
 }
 
 /// Connection limits, so idle or slow clients cannot hold connections open.
@@ -118,6 +128,113 @@ pub struct HttpConfig {
     pub body_read_timeout_secs: u64,
     /// After a shutdown signal, in-flight requests get this long to finish.
     pub shutdown_grace_secs: u64,
+}
+
+/// Prometheus metrics, served on a listener of their own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Socket address of the metrics listener (`GET /metrics`); unset, no
+    /// listener is opened and nothing is recorded.
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// How log lines are written: human-readable text, or one JSON object per
+/// line (with the request span's fields) for log shippers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(ConfigError::Invalid(format!(
+                "log format {other:?}: use text or json"
+            ))),
+        }
+    }
+}
+
+/// Reverse proxies in front of Tessera.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Networks (CIDRs, or single addresses) of the proxies whose
+    /// `X-Forwarded-For` / `Forwarded` headers and `X-Request-Id` are
+    /// believed. Empty: the TCP peer is the client, whatever it sends.
+    #[serde(deserialize_with = "deserialize_networks")]
+    pub trusted: Vec<IpNet>,
+}
+
+/// `10.0.0.0/8`, `2001:db8::/32`, or a single address (`192.0.2.7`).
+pub fn parse_network(s: &str) -> Result<IpNet, ConfigError> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            ConfigError::Invalid(format!(
+                "proxy.trusted: {s:?} is not a CIDR (like 10.0.0.0/8) or an IP address"
+            ))
+        })
+}
+
+fn deserialize_networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| parse_network(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// Dynamic client registration (RFC 7591) at `/register` and its
+/// management (RFC 7592) at `/register/{client_id}`. Off unless an initial
+/// access token is configured or `open` is set.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Anyone may register a client, without an initial access token
+    /// (RFC 7591 §3: open registration).
+    pub open: bool,
+    /// Bearer tokens that allow a registration (RFC 7591 §1.2 initial
+    /// access tokens); `TESSERA_REGISTRATION_TOKEN` adds one.
+    pub initial_access_tokens: Vec<String>,
+    /// When set (space-separated, like a `scope` value), a registered
+    /// client's scopes must be among these.
+    pub allowed_scopes: Option<ScopeSet>,
+}
+
+impl RegistrationConfig {
+    /// Whether `/register` exists: without a token and without `open`, it
+    /// answers 404 and discovery does not mention it.
+    pub fn enabled(&self) -> bool {
+        self.open || !self.initial_access_tokens.is_empty()
+    }
+}
+
+/// The tokens are secrets: never printed.
+impl std::fmt::Debug for RegistrationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrationConfig")
+            .field("open", &self.open)
+            .field(
+                "initial_access_tokens",
+                &format_args!("<{} redacted>", self.initial_access_tokens.len()),
+            )
+            .field("allowed_scopes", &self.allowed_scopes)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +273,10 @@ impl Default for Config {
             cache: CacheConfig::default(),
             login: LoginConfig::default(),
             http: HttpConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
+            proxy: ProxyConfig::default(),
+            registration: RegistrationConfig::default(),
             audit: AuditConfig::default(),
             scopes: BTreeMap::new(),
         }
@@ -207,6 +328,7 @@ impl Default for LoginConfig {
             interaction_ttl_secs: 1800,
             password_hash_concurrency: 0,
             password_hash_queue: 32,
+            known_address_secs: 30 * 86_400,
         }
     }
 }
@@ -228,12 +350,12 @@ impl Config {
             }
             None => Config::default(),
         };
-        config.apply_env(|name| std::env::var(name).ok());
+        config.apply_env(|name| std::env::var(name).ok())?;
         config.validate()?;
         Ok(config)
     }
 
-    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("TESSERA_ISSUER") {
             self.issuer = v;
         }
@@ -246,6 +368,24 @@ impl Config {
         if let Some(v) = var("TESSERA_MASTER_KEY") {
             self.master_key = Some(v);
         }
+        if let Some(v) = var("TESSERA_METRICS_LISTEN") {
+            // Set but empty turns a configured listener off.
+            self.metrics.listen = Some(v).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(v) = var("TESSERA_LOG_FORMAT") {
+            self.log.format = v.trim().to_ascii_lowercase().parse()?;
+        }
+        if let Some(v) = var("TESSERA_TRUSTED_PROXIES") {
+            self.proxy.trusted = v
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(parse_network)
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = var("TESSERA_REGISTRATION_TOKEN").filter(|v| !v.is_empty()) {
+            self.registration.initial_access_tokens.push(v);
+        }
+        Ok(())
     }
 
     pub fn validate(&mut self) -> Result<(), ConfigError> {
@@ -263,6 +403,37 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "issuer must be an http(s) URL without query or fragment".into(),
             ));
+        }
+        // The issuer's path is where every route is mounted: plain segments
+        // only, so it can be neither a route pattern (`{x}`, `*`) nor
+        // something that normalises to another path (`..`, `%2F`).
+        let plain_segment = |seg: &str| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        };
+        let path = issuer_path(&self.issuer);
+        if let Some(segments) = path.strip_prefix('/')
+            && !segments.split('/').all(plain_segment)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "issuer path {path:?}: use plain segments of letters, digits, '-', '.', '_', '~'"
+            )));
+        }
+        for (name, address) in [
+            ("listen", Some(&self.listen)),
+            ("metrics.listen", self.metrics.listen.as_ref()),
+        ] {
+            if let Some(address) = address
+                && !is_socket_address(address)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} {address:?}: use HOST:PORT, like 127.0.0.1:8080"
+                )));
+            }
         }
         let t = &self.tokens;
         for (name, v) in [
@@ -305,12 +476,29 @@ impl Config {
                     .into(),
             ));
         }
+        for token in &self.registration.initial_access_tokens {
+            // RFC 6750 §2.1: a bearer token is a b64token, or no client
+            // could present it in an Authorization header.
+            if !is_b64token(token) {
+                return Err(ConfigError::Invalid(
+                    "registration.initial_access_tokens (or TESSERA_REGISTRATION_TOKEN): a token \
+                     must be non-empty letters, digits and -._~+/ (optionally ending in =)"
+                        .into(),
+                ));
+            }
+        }
         if t.refresh_grace_secs < 0 {
             return Err(ConfigError::Invalid(
                 "tokens.refresh_grace_secs must not be negative".into(),
             ));
         }
         Ok(())
+    }
+
+    /// The issuer's path (`/auth` for `https://example.com/auth`), under
+    /// which every route is mounted; empty for an issuer without a path.
+    pub fn base_path(&self) -> &str {
+        issuer_path(&self.issuer)
     }
 
     /// Whether cookies get the `Secure` attribute.
@@ -343,6 +531,33 @@ impl Config {
     }
 }
 
+/// The path of `issuer` as written (not normalised, so that it is exactly
+/// the prefix of the endpoint URLs built from it), without a trailing '/'.
+fn issuer_path(issuer: &str) -> &str {
+    let after_scheme = issuer.split_once("://").map_or(issuer, |(_, rest)| rest);
+    after_scheme
+        .find('/')
+        .map_or("", |i| after_scheme[i..].trim_end_matches('/'))
+}
+
+/// `HOST:PORT` with a numeric port (`[::1]:80` for IPv6): what a listener
+/// can bind. The host is resolved only when binding.
+fn is_socket_address(s: &str) -> bool {
+    s.parse::<std::net::SocketAddr>().is_ok()
+        || s.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok()
+        })
+}
+
+/// RFC 6750 §2.1: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,7 +565,8 @@ mod tests {
     #[test]
     fn env_overrides_file_values() {
         let mut c: Config = toml::from_str("issuer = \"https://a.example/\"").unwrap();
-        c.apply_env(|n| (n == "TESSERA_LISTEN").then(|| "0.0.0.0:9000".to_string()));
+        c.apply_env(|n| (n == "TESSERA_LISTEN").then(|| "0.0.0.0:9000".to_string()))
+            .unwrap();
         c.validate().unwrap();
         assert_eq!(c.issuer, "https://a.example");
         assert_eq!(c.listen, "0.0.0.0:9000");
@@ -377,5 +593,134 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn registration_is_off_by_default_and_the_env_token_turns_it_on() {
+        let mut c = Config::default();
+        assert!(!c.registration.enabled());
+        c.apply_env(|n| (n == "TESSERA_REGISTRATION_TOKEN").then(|| "s3cret-Token".to_string()))
+            .unwrap();
+        c.validate().unwrap();
+        assert!(c.registration.enabled());
+        assert_eq!(c.registration.initial_access_tokens, ["s3cret-Token"]);
+        assert!(
+            !format!("{c:?}").contains("s3cret-Token"),
+            "tokens are not printed"
+        );
+        // An empty variable adds nothing.
+        let mut c = Config::default();
+        c.apply_env(|n| (n == "TESSERA_REGISTRATION_TOKEN").then(String::new))
+            .unwrap();
+        assert!(!c.registration.enabled());
+    }
+
+    #[test]
+    fn registration_section_parses_and_checks_its_tokens() {
+        let mut c: Config = toml::from_str(
+            "[registration]\nopen = true\nallowed_scopes = \"openid profile read\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert!(c.registration.enabled());
+        let allowed = c.registration.allowed_scopes.unwrap();
+        assert!(allowed.contains("read") && !allowed.contains("write"));
+        for bad in ["", "has space", "quote\"", "=="] {
+            let mut c = Config::default();
+            c.registration.initial_access_tokens = vec![bad.into()];
+            assert!(c.validate().is_err(), "{bad:?}");
+        }
+        assert!(toml::from_str::<Config>("[registration]\nallowed_scopes = \"a\\\\b\"").is_err());
+    }
+}
+
+#[cfg(test)]
+mod ops_tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn operations_settings_come_from_file_and_env() {
+        let mut c: Config = toml::from_str(
+            "[metrics]\nlisten = \"127.0.0.1:9100\"\n[log]\nformat = \"json\"\n\
+             [proxy]\ntrusted = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.metrics.listen.as_deref(), Some("127.0.0.1:9100"));
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.proxy.trusted.len(), 3);
+        assert_eq!(c.proxy.trusted[1].to_string(), "192.0.2.7/32");
+        c.apply_env(env(&[
+            ("TESSERA_METRICS_LISTEN", ""),
+            ("TESSERA_LOG_FORMAT", "TEXT"),
+            ("TESSERA_TRUSTED_PROXIES", "172.16.0.0/12, ::1"),
+        ]))
+        .unwrap();
+        assert_eq!(c.metrics.listen, None);
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert_eq!(
+            c.proxy
+                .trusted
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>(),
+            ["172.16.0.0/12", "::1/128"]
+        );
+    }
+
+    #[test]
+    fn bad_operations_settings_are_refused() {
+        assert!(toml::from_str::<Config>("[proxy]\ntrusted = [\"10.0.0.0/33\"]").is_err());
+        assert!(toml::from_str::<Config>("[log]\nformat = \"xml\"").is_err());
+        let mut c = Config::default();
+        assert!(c.apply_env(env(&[("TESSERA_LOG_FORMAT", "xml")])).is_err());
+        assert!(
+            c.apply_env(env(&[("TESSERA_TRUSTED_PROXIES", "proxy.local")]))
+                .is_err()
+        );
+        for listen in ["8080", "localhost", ":80"] {
+            let mut c = Config {
+                listen: listen.into(),
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "{listen}");
+        }
+        let mut c = Config {
+            listen: "localhost:8080".into(),
+            ..Config::default()
+        };
+        c.metrics.listen = Some("[::1]:9100".into());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn the_issuer_path_is_the_base_path() {
+        let mut c = Config {
+            issuer: "https://example.com/auth/".into(),
+            ..Config::default()
+        };
+        c.validate().unwrap();
+        assert_eq!(c.base_path(), "/auth");
+        assert_eq!(Config::default().base_path(), "");
+        for issuer in [
+            "https://example.com/{id}",
+            "https://example.com/a/../b",
+            "https://example.com/a%2Fb",
+            "https://example.com//a",
+        ] {
+            let mut c = Config {
+                issuer: issuer.into(),
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "{issuer}");
+        }
     }
 }

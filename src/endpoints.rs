@@ -15,6 +15,11 @@ pub mod path {
     pub const USERINFO: &str = "/userinfo";
     pub const JWKS: &str = "/jwks";
     pub const END_SESSION: &str = "/logout";
+    /// RFC 7591 §3: the client registration endpoint.
+    pub const REGISTRATION: &str = "/register";
+    /// RFC 7592 §2: the client configuration endpoint of one client
+    /// (`registration_client_uri`).
+    pub const REGISTRATION_CLIENT: &str = "/register/{client_id}";
     pub const STYLESHEET: &str = "/static/tessera.css";
     pub const FORM_POST_SCRIPT: &str = "/static/form_post.js";
 }
@@ -30,6 +35,7 @@ pub struct Endpoints {
     pub userinfo: String,
     pub jwks: String,
     pub end_session: String,
+    pub registration: String,
 }
 
 impl Endpoints {
@@ -45,7 +51,15 @@ impl Endpoints {
             userinfo: url(path::USERINFO),
             jwks: url(path::JWKS),
             end_session: url(path::END_SESSION),
+            registration: url(path::REGISTRATION),
         }
+    }
+
+    /// RFC 7592 §3 `registration_client_uri`: where the client reads,
+    /// updates and deletes its registration. Client ids are hex, so the id
+    /// needs no escaping.
+    pub fn registration_client_uri(&self, client_id: &str) -> String {
+        format!("{}/{client_id}", self.registration)
     }
 }
 
@@ -58,5 +72,13 @@ mod tests {
         let e = Endpoints::for_issuer("https://id.example.com");
         assert_eq!(e.token, "https://id.example.com/token");
         assert_eq!(e.jwks, "https://id.example.com/jwks");
+        assert_eq!(
+            e.registration_client_uri("c1"),
+            "https://id.example.com/register/c1"
+        );
+        assert_eq!(
+            path::REGISTRATION_CLIENT.replace("{client_id}", "c1"),
+            "/register/c1"
+        );
     }
 }

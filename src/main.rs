@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tessera::clock::{Clock, SystemClock};
-use tessera::config::Config;
+use tessera::config::{Config, LogFormat};
 use tessera::jose::SigningAlg;
 use tessera::jose::rotation::Trigger;
 use tessera::oauth::client::ClientRegistration;
@@ -245,17 +245,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(reason)) => {
-            eprintln!("tessera: {reason}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Other(reason)) => {
-            eprintln!("tessera: {reason}");
-            ExitCode::from(1)
-        }
-    }
+    let (reason, code) = match runtime.block_on(run(cli)) {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(Failure::Usage(reason)) => (reason, 2),
+        Err(Failure::Other(reason)) => (reason, 1),
+    };
+    // One line, whatever the error's own formatting.
+    let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("tessera: {reason}");
+    ExitCode::from(code)
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -273,31 +271,89 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// The log filter without `RUST_LOG`. tower-sessions warns on every
+/// unknown session cookie ("possibly suspicious activity"), which an
+/// expired cookie triggers routinely; our session store logs it at debug
+/// instead.
+const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,tower_http=info,tower_sessions_core=error";
+
+/// Runs the server. Whatever stops it from starting (the config, the
+/// database, a listen address, the keys) is for the operator to fix and
+/// exits 2 with one line (issue 8.7); a failure while serving exits 1.
 async fn serve(config: Config) -> Result<(), Failure> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
-        )
-        .init();
-    let store = store::connect(&config.database_url).await?;
-    let master_key = state::load_master_key(&config)?;
+    init_logging(config.log.format);
+    let cannot_start = |e: &dyn std::fmt::Display| Failure::Usage(format!("cannot start: {e}"));
+    let store = store::connect(&config.database_url)
+        .await
+        .map_err(|e| cannot_start(&format_args!("{e} ({})", redacted(&config.database_url))))?;
+    let master_key = state::load_master_key(&config).map_err(|e| cannot_start(&e))?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
-        .map_err(|e| Failure::Other(format!("cannot listen on {}: {e}", config.listen)))?;
+        .map_err(|e| cannot_start(&format_args!("cannot listen on {}: {e}", config.listen)))?;
+    let metrics_listener = match &config.metrics.listen {
+        Some(address) => {
+            let bound = tessera::http::server::bind_metrics(address)
+                .await
+                .map_err(|e| cannot_start(&e))?;
+            // Before the state exists, so its start-up gauges are recorded.
+            tessera::http::metrics::install();
+            Some(bound)
+        }
+        None => None,
+    };
     let issuer = config.issuer.clone();
-    let state = AppState::new(config, store, Arc::new(SystemClock), master_key).await?;
+    let state = AppState::new(config, store, Arc::new(SystemClock), master_key)
+        .await
+        .map_err(|e| cannot_start(&e))?;
     tracing::info!(
         address = %listener.local_addr()?,
         issuer = %issuer,
         "tessera is listening"
     );
     let serving = state.clone();
-    tessera::serve(listener, serving, shutdown_signal()).await?;
+    tessera::http::server::serve_with_metrics(
+        listener,
+        metrics_listener,
+        serving,
+        shutdown_signal(),
+    )
+    .await?;
     // Audit events still queued are written before the process ends.
     state.audit.flush().await;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// A database URL fit for an error message: without its password.
+fn redacted(database_url: &str) -> String {
+    match url::Url::parse(database_url) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => database_url.to_string(),
+    }
+}
+
+/// Text lines by default; with `log.format = "json"` one JSON object per
+/// line, carrying the fields of the spans it is in (the request's `id`).
+/// `RUST_LOG` chooses the levels. Colours only on a terminal, so that
+/// files and log collectors get plain text.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(format == LogFormat::Text && std::io::stdout().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

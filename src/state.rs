@@ -14,13 +14,13 @@ use crate::domain::Client;
 use crate::endpoints::Endpoints;
 use crate::error::AppError;
 use crate::jose::rotation::{KeyChanges, RotationPolicy, Trigger};
-use crate::jose::{KeySet, MasterKey};
+use crate::jose::{KeySet, MasterKey, SigningAlg};
 use crate::oauth::access_token::RevocationCheck;
 use crate::oauth::authorize::AuthorizeContext;
 use crate::oauth::client_cache::ClientCache;
 use crate::oauth::grants::GrantContext;
 use crate::oauth::interaction::Interactions;
-use crate::oauth::tokens::Tokens;
+use crate::oauth::tokens::{RefreshSuccessors, Tokens};
 use crate::oidc::discovery;
 use crate::service::audit::{Actor, AuditQueue};
 use crate::store::{AuditStore, ChangeVersions, SharedStore, StoreError};
@@ -43,8 +43,26 @@ pub struct Inner {
     /// in the background.
     pub audit: AuditQueue,
     master_key: MasterKey,
+    refresh_successors: RefreshSuccessors,
     keys: RwLock<Arc<KeySet>>,
+    /// Why the stored keys could not be loaded at the last attempt (while
+    /// the last good key set keeps signing); `None` after a good load.
+    unreadable_keys: Mutex<Option<String>>,
     versions: Mutex<ChangeVersions>,
+}
+
+/// How long `/readyz` waits for the database before calling it down.
+const READINESS_DB_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why an instance should not get traffic (`/readyz`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    #[error("database unavailable")]
+    Database,
+    #[error("signing keys unreadable: {0}")]
+    UnreadableKeys(String),
+    #[error("no current {0} signing key")]
+    NoSigningKey(SigningAlg),
 }
 
 impl Deref for AppState {
@@ -75,7 +93,12 @@ impl AppState {
         let records = store.signing_keys().await?;
         let key_set = KeySet::load(&records, &master_key)?;
         let endpoints = Endpoints::for_issuer(&config.issuer);
-        let discovery = discovery::metadata(&endpoints, config.scopes.keys().map(String::as_str));
+        let discovery = discovery::metadata(
+            &endpoints,
+            config.scopes.keys().map(String::as_str),
+            config.registration.enabled(),
+        );
+        let refresh_successors = RefreshSuccessors::from_master_key(&master_key)?;
         let audit_store: Arc<dyn AuditStore> = store.clone();
         Ok(Self(Arc::new(Inner {
             audit: AuditQueue::start(audit_store),
@@ -90,9 +113,62 @@ impl AppState {
             store,
             clock,
             master_key,
+            refresh_successors,
             keys: RwLock::new(Arc::new(key_set)),
+            unreadable_keys: Mutex::new(None),
             versions: Mutex::new(versions),
         })))
+        .inspect(Self::publish_key_metrics)
+    }
+
+    /// Whether this instance can serve: the database answers (within a
+    /// short time) and the keys it signs with are loaded and current.
+    pub async fn readiness(&self) -> Result<(), NotReady> {
+        match tokio::time::timeout(READINESS_DB_TIMEOUT, self.store.change_versions()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: the database check failed");
+                return Err(NotReady::Database);
+            }
+            Err(_) => {
+                tracing::warn!("readiness: the database did not answer in time");
+                return Err(NotReady::Database);
+            }
+        }
+        if let Some(problem) = self.unreadable_keys() {
+            return Err(NotReady::UnreadableKeys(problem));
+        }
+        let keys = self.keys();
+        match SigningAlg::ALL
+            .into_iter()
+            .find(|alg| keys.current_kid(*alg).is_none())
+        {
+            Some(alg) => Err(NotReady::NoSigningKey(alg)),
+            None => Ok(()),
+        }
+    }
+
+    /// Why the last key load failed, if it did (the last good key set is
+    /// still in use).
+    pub fn unreadable_keys(&self) -> Option<String> {
+        match self.unreadable_keys.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Sets the key gauges from the key set in use: one per algorithm that
+    /// has a current (signing) key, and whether stored keys are unreadable.
+    /// Also called when the metrics recorder is installed after start-up.
+    pub fn publish_key_metrics(&self) {
+        let keys = self.keys();
+        for alg in SigningAlg::ALL {
+            let active = u8::from(keys.current_kid(alg).is_some());
+            metrics::gauge!("tessera_signing_keys_active", "alg" => alg.as_str())
+                .set(f64::from(active));
+        }
+        let unreadable = u8::from(self.unreadable_keys().is_some());
+        metrics::gauge!("tessera_signing_keys_unreadable").set(f64::from(unreadable));
     }
 
     /// Token signing and checking, for protocol code.
@@ -102,6 +178,7 @@ impl AppState {
             clock: &*self.clock,
             issuer: &self.config.issuer,
             settings: &self.config.tokens,
+            refresh_successors: &self.refresh_successors,
         }
     }
 
@@ -128,6 +205,7 @@ impl AppState {
         RevocationCheck {
             revocations: &*self.store,
             grants: &*self.store,
+            clients: &*self.store,
         }
     }
 
@@ -175,17 +253,48 @@ impl AppState {
         let changes =
             run_rotation(&self.store, &self.master_key, &self.config, now, trigger).await?;
         if !changes.is_empty() {
+            let trigger = match trigger {
+                Trigger::Scheduled => "scheduled",
+                Trigger::Manual => "manual",
+            };
+            metrics::counter!("tessera_key_rotations_total", "trigger" => trigger).increment(1);
             self.reload_keys().await?;
         }
         Ok(changes)
     }
 
+    /// Loads the stored keys and starts using them. Keys this instance
+    /// cannot open (sealed under another key-encryption key, or damaged)
+    /// are not an error of the caller: the last good key set keeps
+    /// signing, the problem is logged once (not on every poll), and
+    /// `/readyz` and the `tessera_signing_keys_unreadable` gauge report it
+    /// until a load succeeds. A database failure is returned, so the
+    /// caller retries.
     async fn reload_keys(&self) -> Result<(), AppError> {
         let records = self.store.signing_keys().await?;
-        let key_set = Arc::new(KeySet::load(&records, &self.master_key)?);
-        if let Ok(mut keys) = self.keys.write() {
-            *keys = key_set;
+        let loaded = KeySet::load(&records, &self.master_key);
+        let problem = match loaded {
+            Ok(key_set) => {
+                if let Ok(mut keys) = self.keys.write() {
+                    *keys = Arc::new(key_set);
+                }
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        let previous = match self.unreadable_keys.lock() {
+            Ok(mut guard) => std::mem::replace(&mut *guard, problem.clone()),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), problem.clone()),
+        };
+        match (&previous, &problem) {
+            (_, Some(now)) if previous.as_ref() != Some(now) => tracing::error!(
+                problem = %now,
+                "stored signing keys cannot be loaded; still signing with the last good keys"
+            ),
+            (Some(_), None) => tracing::info!("signing keys load again"),
+            _ => {}
         }
+        self.publish_key_metrics();
         Ok(())
     }
 
@@ -251,6 +360,11 @@ impl AppState {
                                         "signing keys rotated on schedule"
                                     );
                                 }
+                            }
+                            // The unreadable keys that stop a rotation were
+                            // reported once already (reload_keys).
+                            Err(e) if state.unreadable_keys().is_some() => {
+                                tracing::debug!(error = %e, "key rotation check failed");
                             }
                             Err(e) => tracing::warn!(error = %e, "key rotation check failed"),
                         }

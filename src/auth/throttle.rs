@@ -1,33 +1,30 @@
-//! Login throttling: sign-in attempts are counted per account (`user:` +
-//! hex SHA-256 of the lowercased username, so any username makes a short
-//! key) and per client address (`ip:` + address) within a window of
-//! `login.failure_window_secs`. An account may have `login.max_failures`
-//! password checks per window, an address (which many people may share)
-//! four times that; reaching the limit with a failure, or going past it,
-//! locks the key for `login.lockout_secs`.
+//! Login throttling, built so that nobody who did nothing wrong is locked out:
 //!
-//! The attempt is counted *before* the password is checked, by one atomic
-//! statement per key, so parallel requests cannot all pass a check and then
-//! overwrite each other's counts: whatever the concurrency, at most the
-//! limit of them reach the password hash.
+//! - **The (account, address) pair** is what gets locked: `login.max_failures` wrong passwords for
+//!   one account from one address within `login.failure_window_secs` lock that pair for
+//!   `login.lockout_secs`. Its attempts are counted *before* the password is checked, by one atomic
+//!   statement, so parallel guesses cannot outrun the limit. Knowing a username therefore does not
+//!   let a stranger lock its owner out: the owner's own address is another pair.
+//! - **The account** only slows down: its failures from anywhere make each failed answer wait
+//!   `login.failure_delay_ms` times their count (at most four times). It is never locked.
+//! - **The address** is locked after four times `max_failures` *failures* across accounts (one
+//!   address spraying many accounts). Only failures count, after the password check, so 32 people
+//!   signing in at once behind one NAT address all get through. (Because they are counted after the
+//!   check, a burst can pass the limit by at most the password-hashing queue's size.)
+//! - **A known pair** — an address where that account signed in successfully within
+//!   `login.known_address_secs` — is never locked, neither as a pair nor by its address's lock.
 //!
-//! 1. [`begin_attempt`]: refused if either key is locked; otherwise counts
-//!    the attempt on both and refuses (locking the key) past a limit.
+//! 1. [`begin_attempt`]: refused while a lock applies; otherwise counts the attempt on the pair and
+//!    refuses (locking the pair) past its limit.
 //! 2. The caller verifies the password.
-//! 3. [`attempt_failed`]: locks a key whose count reached its limit, then
-//!    slows the answer down; or [`attempt_succeeded`]: clears the account's
-//!    count and gives the address its attempt back, so many people signing
-//!    in from one address never lock it.
-//!
-//! Setting a lock starts that key's count over: the lock is the penalty, so
-//! after it ends there are `max_failures` fresh attempts. The window starts
-//! at the first attempt (or the lock) and is not extended by later ones.
+//! 3. [`attempt_failed`]: counts the failure on the account and the address, locks the pair or the
+//!    address at their limits, then slows the answer down; or [`attempt_succeeded`]: clears the
+//!    pair's and the account's counts and remembers the pair as known.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::clock::Clock;
-use crate::clock::UnixTime;
+use crate::clock::{Clock, UnixTime};
 use crate::config::LoginConfig;
 use crate::crypto;
 use crate::domain::LoginFailures;
@@ -41,7 +38,7 @@ pub struct Throttle<'a> {
     pub config: &'a LoginConfig,
 }
 
-/// Per-address limit as a multiple of the per-account one.
+/// Per-address failure limit as a multiple of the per-pair one.
 const IP_LIMIT_FACTOR: i64 = 4;
 /// The slow-down grows with the failure count up to this many times
 /// `login.failure_delay_ms`.
@@ -71,11 +68,53 @@ impl From<Locked> for ThrottleDecision {
 /// [`attempt_failed`] or [`attempt_succeeded`].
 #[derive(Debug)]
 pub struct Attempt {
+    pair_key: String,
     account_key: String,
     address_key: String,
-    /// The counts including this attempt.
-    account_failures: i64,
-    address_failures: i64,
+    known_key: String,
+    /// The pair's count including this attempt.
+    pair_failures: i64,
+    /// The account signed in from this address recently: never locked here.
+    known: bool,
+}
+
+struct Keys {
+    pair: String,
+    account: String,
+    address: String,
+    known: String,
+}
+
+fn keys(username: &str, ip: IpAddr) -> Keys {
+    Keys {
+        pair: pair_key(username, ip),
+        known: known_key(username, ip),
+        account: account_key(username),
+        address: address_key(ip),
+    }
+}
+
+/// The throttle key of an (account, address) pair: what gets locked.
+pub fn pair_key(username: &str, ip: IpAddr) -> String {
+    format!("pair:{}:{}", account_key(username), address_key(ip))
+}
+
+/// The key remembering that the account signed in from the address.
+pub fn known_key(username: &str, ip: IpAddr) -> String {
+    format!("known:{}:{}", account_key(username), address_key(ip))
+}
+
+async fn is_known(
+    throttle: &Throttle<'_>,
+    known_key: &str,
+    now: UnixTime,
+) -> Result<bool, AppError> {
+    Ok(throttle
+        .store
+        .login_failures(known_key)
+        .await?
+        .and_then(|k| k.locked_until)
+        .is_some_and(|until| until > now))
 }
 
 /// Whether a sign-in for `username` from `ip` would be refused now because
@@ -86,91 +125,90 @@ pub async fn check(
     ip: IpAddr,
 ) -> Result<ThrottleDecision, AppError> {
     let now = throttle.clock.now();
-    let account = throttle
-        .store
-        .login_failures(&account_key(username))
-        .await?;
-    let address = throttle.store.login_failures(&address_key(ip)).await?;
-    Ok(decide(now, &[account, address]))
+    let keys = keys(username, ip);
+    if is_known(throttle, &keys.known, now).await? {
+        return Ok(ThrottleDecision::Allowed);
+    }
+    let pair = throttle.store.login_failures(&keys.pair).await?;
+    let address = throttle.store.login_failures(&keys.address).await?;
+    Ok(decide(now, &[pair, address]))
 }
 
-/// Counts a sign-in attempt for `username` from `ip` against both keys.
-/// `Err(Locked)` when either is locked or this attempt went past a limit
-/// (which locks that key): the password must not be checked.
+/// Counts a sign-in attempt for `username` from `ip` on its pair.
+/// `Err(Locked)` when a lock applies or this attempt went past the pair's
+/// limit (which locks the pair): the password must not be checked.
 pub async fn begin_attempt(
     throttle: &Throttle<'_>,
     username: &str,
     ip: IpAddr,
 ) -> Result<Result<Attempt, Locked>, AppError> {
-    if let ThrottleDecision::Locked { retry_after_secs } = check(throttle, username, ip).await? {
-        return Ok(Err(Locked { retry_after_secs }));
-    }
-    let cfg = throttle.config;
     let now = throttle.clock.now();
-    let account_key = account_key(username);
-    let address_key = address_key(ip);
-    let account = throttle
-        .store
-        .count_login_attempt(&account_key, now, cfg.failure_window_secs)
-        .await?;
-    let address = throttle
-        .store
-        .count_login_attempt(&address_key, now, cfg.failure_window_secs)
-        .await?;
-
-    let mut refused: Option<i64> = None;
-    for (key, counted, limit) in [
-        (&account_key, &account, account_limit(throttle)),
-        (&address_key, &address, address_limit(throttle)),
-    ] {
-        let retry = match classify(counted, now, limit) {
-            Counted::Within => continue,
-            // Locked by a concurrent attempt since the check above.
-            Counted::Locked { retry_after_secs } => retry_after_secs,
-            Counted::OverLimit => lock(throttle, key, now).await?,
-        };
-        refused = refused.max(Some(retry));
+    let keys = keys(username, ip);
+    let known = is_known(throttle, &keys.known, now).await?;
+    if !known {
+        let address = throttle.store.login_failures(&keys.address).await?;
+        let pair = throttle.store.login_failures(&keys.pair).await?;
+        if let ThrottleDecision::Locked { retry_after_secs } = decide(now, &[pair, address]) {
+            return Ok(Err(Locked { retry_after_secs }));
+        }
     }
-    if let Some(retry_after_secs) = refused {
-        return Ok(Err(Locked { retry_after_secs }));
+    let window = throttle.config.failure_window_secs;
+    let pair = throttle
+        .store
+        .count_login_attempt(&keys.pair, now, window)
+        .await?;
+    if !known {
+        let retry = match classify(&pair, now, pair_limit(throttle)) {
+            Counted::Within => None,
+            // Locked by a concurrent attempt since the check above.
+            Counted::Locked { retry_after_secs } => Some(retry_after_secs),
+            Counted::OverLimit => Some(lock(throttle, &keys.pair, now).await?),
+        };
+        if let Some(retry_after_secs) = retry {
+            return Ok(Err(Locked { retry_after_secs }));
+        }
     }
     Ok(Ok(Attempt {
-        account_key,
-        address_key,
-        account_failures: account.failures,
-        address_failures: address.failures,
+        pair_key: keys.pair,
+        account_key: keys.account,
+        address_key: keys.address,
+        known_key: keys.known,
+        pair_failures: pair.failures,
+        known,
     }))
 }
 
-/// The password was wrong (or the user unknown): locks each key whose count
-/// reached its limit with this attempt, then waits `failure_delay_ms` times
-/// the count (at most four times). `Locked` when this failure locked a key.
+/// The password was wrong (or the user unknown): counts the failure on the
+/// account (slow-down only) and the address, locks the pair or the address
+/// at their limits (never a known pair), then waits `failure_delay_ms`
+/// times the failure count (at most four times). `Locked` when this
+/// failure locked something.
 pub async fn attempt_failed(
     throttle: &Throttle<'_>,
     attempt: &Attempt,
 ) -> Result<ThrottleDecision, AppError> {
     let now = throttle.clock.now();
+    let window = throttle.config.failure_window_secs;
+    let account = throttle
+        .store
+        .count_login_attempt(&attempt.account_key, now, window)
+        .await?;
+    let address = throttle
+        .store
+        .count_login_attempt(&attempt.address_key, now, window)
+        .await?;
     let mut locked: Option<i64> = None;
-    for (key, failures, limit) in [
-        (
-            &attempt.account_key,
-            attempt.account_failures,
-            account_limit(throttle),
-        ),
-        (
-            &attempt.address_key,
-            attempt.address_failures,
-            address_limit(throttle),
-        ),
-    ] {
-        if failures >= limit {
-            locked = locked.max(Some(lock(throttle, key, now).await?));
+    if !attempt.known {
+        if attempt.pair_failures >= pair_limit(throttle) {
+            locked = locked.max(Some(lock(throttle, &attempt.pair_key, now).await?));
+        }
+        if address.failures >= address_limit(throttle) {
+            locked = locked.max(Some(lock(throttle, &attempt.address_key, now).await?));
         }
     }
-
     let delay = failure_delay_ms(
         throttle.config.failure_delay_ms,
-        attempt.account_failures.max(attempt.address_failures),
+        account.failures.max(attempt.pair_failures),
     );
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -193,23 +231,31 @@ async fn lock(throttle: &Throttle<'_>, key: &str, now: UnixTime) -> Result<i64, 
     Ok(remaining(now, &locked).unwrap_or(lockout_secs).max(1))
 }
 
-/// The password was right: the account's count is cleared (unless a lock
-/// was set meanwhile) and the address gets this attempt back. Only this
-/// attempt: a guesser spraying many accounts from the address gains nothing
-/// from also signing in to one of their own.
+/// The password was right: the pair's and the account's counts are cleared
+/// (unless a lock was set meanwhile) and the pair is remembered as known, so
+/// this address is never locked for this account while it stays recent.
 pub async fn attempt_succeeded(throttle: &Throttle<'_>, attempt: &Attempt) -> Result<(), AppError> {
+    let now = throttle.clock.now();
     throttle
         .store
-        .clear_login_failures(&attempt.account_key, throttle.clock.now())
+        .clear_login_failures(&attempt.pair_key, now)
         .await?;
     throttle
         .store
-        .return_login_attempt(&attempt.address_key)
+        .clear_login_failures(&attempt.account_key, now)
+        .await?;
+    throttle
+        .store
+        .remember_login_until(
+            &attempt.known_key,
+            now,
+            now.saturating_add(throttle.config.known_address_secs),
+        )
         .await?;
     Ok(())
 }
 
-fn account_limit(throttle: &Throttle<'_>) -> i64 {
+fn pair_limit(throttle: &Throttle<'_>) -> i64 {
     throttle.config.max_failures
 }
 

@@ -12,7 +12,7 @@ use tower_sessions::Session;
 use super::browser::Binding;
 use super::origin::Origin;
 use super::pages::{self, ConsentPage, FormPostPage, LoginPage, ScopeView};
-use super::session;
+use super::{mount, session};
 use crate::auth::session::LoginSession;
 use crate::endpoints::path;
 use crate::error::AppError;
@@ -220,7 +220,7 @@ pub fn login_page(
             username,
             error,
             csrf_token,
-            action: interaction_url(path::LOGIN, interaction_id),
+            action: interaction_url(&mount::url(path::LOGIN), interaction_id),
         },
         &[&pending.request.target.redirect_uri],
     )
@@ -269,7 +269,7 @@ async fn consent_page(
                 })
                 .collect(),
             csrf_token,
-            action: interaction_url(path::AUTHORIZATION, interaction_id),
+            action: interaction_url(&mount::url(path::AUTHORIZATION), interaction_id),
         },
         &[&pending.request.target.redirect_uri],
     ))
@@ -308,7 +308,10 @@ async fn consent(
         };
         let Some(login) = current_login(state, session).await? else {
             // Signed out meanwhile: continue through the login page.
-            return Ok(redirect_to(&interaction_url(path::AUTHORIZATION, id)));
+            return Ok(redirect_to(&interaction_url(
+                &mount::url(path::AUTHORIZATION),
+                id,
+            )));
         };
         if !interactions.finish(id).await? {
             return Ok(pages::form_expired());

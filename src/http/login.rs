@@ -2,17 +2,16 @@
 //! `auth::signin` service; this handler checks the form belongs to the
 //! interaction and this browser, and renders the outcome.
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use tower_sessions::Session;
 
 use super::authorize::{INTERACTION_PARAM, interaction_url, login_page, redirect_to};
+use super::client_addr::ClientAddr;
 use super::origin::Origin;
-use super::{browser, pages, session};
+use super::{browser, metrics, mount, pages, session};
 use crate::auth::session::LoginSession;
 use crate::auth::signin::{AMR_PASSWORD, SignInOutcome};
 use crate::crypto;
@@ -37,7 +36,7 @@ fn locked_message(retry_after_secs: i64) -> String {
 
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     Origin(origin): Origin,
     headers: HeaderMap,
     session: Session,
@@ -80,8 +79,14 @@ pub async fn login(
         };
         let outcome = state
             .sign_in()
-            .with_password(&username, password, peer.ip())
+            .with_password(&username, password, client)
             .await?;
+        metrics::login(match &outcome {
+            SignInOutcome::SignedIn(_) => "success",
+            SignInOutcome::BadCredentials => "bad_credentials",
+            SignInOutcome::Locked { .. } => "locked",
+            SignInOutcome::Busy => "busy",
+        });
         audit_sign_in(
             &state,
             &origin,
@@ -126,7 +131,10 @@ pub async fn login(
             },
         )
         .await?;
-        Ok::<_, AppError>(redirect_to(&interaction_url(path::AUTHORIZATION, id)))
+        Ok::<_, AppError>(redirect_to(&interaction_url(
+            &mount::url(path::AUTHORIZATION),
+            id,
+        )))
     }
     .await;
     result.unwrap_or_else(|e| pages::internal_error("login failed", &e))

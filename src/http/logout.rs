@@ -8,7 +8,7 @@ use tower_sessions::Session;
 
 use super::authorize::redirect_to;
 use super::pages::{self, LoggedOutPage, LogoutPage};
-use super::{csrf, session};
+use super::{csrf, mount, session};
 use crate::endpoints::path;
 use crate::error::AppError;
 use crate::oauth::request::FormParams;
@@ -89,7 +89,7 @@ async fn handle(
             &LogoutPage {
                 client_name: req.client.as_ref().map(|c| c.name().to_string()),
                 csrf_token: csrf::token(session).await?,
-                action: path::END_SESSION.into(),
+                action: mount::url(path::END_SESSION),
                 hidden,
             },
             &targets,

@@ -5,16 +5,21 @@ pub mod admin;
 pub mod assets;
 pub mod authorize;
 pub mod browser;
+pub mod client_addr;
 pub mod csrf;
 pub mod discovery;
 pub mod error;
 pub mod form;
+pub mod health;
 pub mod introspect;
 pub mod jwks;
 pub mod login;
 pub mod logout;
+pub mod metrics;
+pub mod mount;
 pub mod origin;
 pub mod pages;
+pub mod register;
 pub mod revoke;
 pub mod server;
 pub mod session;
@@ -22,10 +27,12 @@ pub mod session_store;
 pub mod token;
 pub mod userinfo;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderName, Method, Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -48,7 +55,15 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// A request id sent by a trusted proxy, logged as `proxy_request_id`.
+#[derive(Debug, Clone)]
+struct ProxyRequestId(String);
+
+/// Every route, mounted under the issuer's path (`/auth` for an issuer
+/// `https://example.com/auth`) or at the root; `/healthz` and `/readyz` are
+/// also at the root, for probes that reach the instance directly.
 pub fn router(state: AppState) -> Router {
+    let base: Arc<str> = Arc::from(state.config.base_path());
     // Browser-facing routes carry the login session cookie.
     let sessions = SessionManagerLayer::new(TesseraSessionStore::new(
         state.store.clone(),
@@ -58,7 +73,11 @@ pub fn router(state: AppState) -> Router {
     .with_http_only(true)
     .with_same_site(SameSite::Lax)
     .with_secure(state.config.issuer_is_https())
-    .with_path("/")
+    .with_path(if base.is_empty() {
+        "/".to_string()
+    } else {
+        base.to_string()
+    })
     .with_expiry(Expiry::OnInactivity(
         tower_sessions::cookie::time::Duration::seconds(state.config.login.session_ttl_secs),
     ));
@@ -86,16 +105,34 @@ pub fn router(state: AppState) -> Router {
         .route(path::TOKEN, post(token::token))
         .route(path::REVOCATION, post(revoke::revoke))
         .route(path::USERINFO, get(userinfo::get).post(userinfo::post))
-        .layer(cors);
-    Router::new()
+        .merge(register::routes(&state.config.registration))
+        .layer(cors.clone());
+    let routes = Router::new()
         .merge(browser)
         .merge(api)
         .nest(admin::PREFIX, admin::router(state.clone()))
         .route(path::INTROSPECTION, post(introspect::introspect))
         .route(path::STYLESHEET, get(assets::stylesheet))
         .route(path::FORM_POST_SCRIPT, get(assets::form_post_script))
-        .fallback(not_found)
-        .with_state(state)
+        .route(health::HEALTHZ, get(health::healthz))
+        .route(health::READYZ, get(health::readyz))
+        .fallback(not_found);
+    let app = if base.is_empty() {
+        routes
+    } else {
+        // RFC 8414 §3.1: the metadata of an issuer with a path is also at
+        // the well-known path with the issuer's path appended.
+        let rfc8414_metadata = format!("{}{base}", path::OAUTH_AUTHORIZATION_SERVER);
+        Router::new()
+            .nest(&base, routes)
+            .route(&rfc8414_metadata, get(discovery::metadata).layer(cors))
+            .route(health::HEALTHZ, get(health::healthz))
+            .route(health::READYZ, get(health::readyz))
+            .fallback(not_found)
+    };
+    // `Router::layer` wraps each route, so these run after routing (the
+    // metrics layer reads `MatchedPath`); the last one runs first.
+    app.with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(too_large_as_json))
@@ -108,19 +145,49 @@ pub fn router(state: AppState) -> Router {
                     .get(&REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::info_span!("request", id, method = %req.method(), path = req.uri().path())
+                let span = tracing::info_span!(
+                    "request",
+                    id,
+                    method = %req.method(),
+                    path = req.uri().path(),
+                    proxy_request_id = tracing::field::Empty,
+                );
+                if let Some(ProxyRequestId(proxy_id)) = req.extensions().get() {
+                    span.record("proxy_request_id", proxy_id.as_str());
+                }
+                span
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(axum::middleware::map_request(drop_client_request_id))
+        .layer(axum::middleware::map_request_with_state(
+            state,
+            take_client_request_id,
+        ))
+        .layer(axum::middleware::from_fn_with_state(base, mount::scope))
+        .layer(axum::middleware::from_fn(self::metrics::track_requests))
 }
 
-/// The request id is always ours: a client-sent `X-Request-Id` would let
-/// anyone forge or collide the ids that tie log lines together, so it is
-/// dropped before `SetRequestIdLayer` makes a fresh one. (Behind a trusted
-/// proxy, the proxy's id will be logged as a separate field.)
-async fn drop_client_request_id<B>(mut req: Request<B>) -> Request<B> {
-    req.headers_mut().remove(&REQUEST_ID);
+/// The request id is always ours (issue 7.12): a client-sent `X-Request-Id`
+/// would let anyone forge or collide the ids that tie log lines together,
+/// so it is removed before `SetRequestIdLayer` makes a fresh one. A trusted
+/// proxy's id is kept as the separate span field `proxy_request_id`, when
+/// it is short printable ASCII, to correlate with the proxy's logs.
+async fn take_client_request_id<B>(
+    State(state): State<AppState>,
+    mut req: Request<B>,
+) -> Request<B> {
+    let Some(sent) = req.headers_mut().remove(&REQUEST_ID) else {
+        return req;
+    };
+    let from_trusted_proxy = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| {
+            client_addr::is_trusted(peer.ip(), &state.config.proxy.trusted)
+        });
+    if from_trusted_proxy && let Some(id) = client_addr::loggable_request_id(sent.as_bytes()) {
+        req.extensions_mut().insert(ProxyRequestId(id));
+    }
     req
 }
 

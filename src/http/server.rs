@@ -5,11 +5,15 @@
 //! (which also ends idle keep-alive connections), and each body within
 //! `http.body_read_timeout_secs`. On shutdown, in-flight requests get
 //! `http.shutdown_grace_secs` to finish.
+//!
+//! With `metrics.listen` set, a second listener serves Prometheus metrics
+//! (`http::metrics`) for as long as the main one runs.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::Incoming;
@@ -20,18 +24,86 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
+use crate::config::HttpConfig;
 use crate::state::AppState;
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets
-/// in-flight requests finish (up to the grace period).
+/// in-flight requests finish (up to the grace period). Binds the metrics
+/// listener when `metrics.listen` is set.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let metrics = match &state.config.metrics.listen {
+        Some(address) => Some(bind_metrics(address).await?),
+        None => None,
+    };
+    serve_with_metrics(listener, metrics, state, shutdown).await
+}
+
+/// Binds the metrics listener at `address` (`metrics.listen`).
+pub async fn bind_metrics(address: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(address).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen for metrics on {address}: {e}"),
+        )
+    })
+}
+
+/// [`serve`] with an already bound metrics listener (or none, whatever
+/// the config says).
+pub async fn serve_with_metrics(
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let limits = state.config.http.clone();
+    let metrics = match metrics {
+        Some(metrics_listener) => {
+            super::metrics::install();
+            // Gauges set before the recorder existed were lost.
+            state.publish_key_metrics();
+            if let Ok(address) = metrics_listener.local_addr() {
+                tracing::info!(%address, "serving metrics at {}", super::metrics::PATH);
+            }
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let limits = limits.clone();
+            let task = tokio::spawn(async move {
+                let stopped = async {
+                    let _ = stopped.await;
+                };
+                if let Err(e) = super::metrics::serve(metrics_listener, limits, stopped).await {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            });
+            Some((stop, task))
+        }
+        None => None,
+    };
     let background = state.spawn_background_tasks();
-    let app = super::router(state).layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+    let app = super::router(state);
+    let served = accept_loop(listener, app, &limits, shutdown).await;
+    background.abort();
+    if let Some((stop, task)) = metrics {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+    served
+}
+
+/// Accepts connections on `listener` and serves `app` on each until
+/// `shutdown` resolves; then waits up to the grace period for in-flight
+/// requests.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    limits: &HttpConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app.layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
         limits.body_read_timeout_secs,
     )));
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -76,6 +148,5 @@ pub async fn serve(
     {
         tracing::warn!("in-flight requests did not finish within the shutdown grace period");
     }
-    background.abort();
     Ok(())
 }

@@ -7,7 +7,9 @@ use tower_sessions::Session;
 use crate::auth::session::LoginSession;
 use crate::error::AppError;
 
-const KEY: &str = "login";
+/// The session field holding the `LoginSession`; `session_store` reads its
+/// `sub` to record whose session a row is.
+pub(super) const KEY: &str = "login";
 
 fn session_error(e: tower_sessions::session::Error) -> AppError {
     AppError::internal(format!("session: {e}"))

@@ -1,8 +1,17 @@
 //! tower-sessions `SessionStore` over our own tables, so sessions live in
 //! the same SQLite or PostgreSQL database as everything else and every
 //! instance behind a load balancer sees them.
+//!
+//! A row's data is the record without its id: the id is the row's key,
+//! stored only hashed, and a copy of the id inside the data would undo
+//! that. The row also names the signed-in person (`sub`), so that a
+//! password change can end their sessions (issue 7.7).
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, Result};
 
@@ -27,8 +36,42 @@ impl TesseraSessionStore {
     }
 }
 
+/// What a row's `data` holds: a `Record` without its id.
+#[derive(Serialize)]
+struct StoredRecord<'a> {
+    data: &'a HashMap<String, serde_json::Value>,
+    expiry_date: OffsetDateTime,
+}
+
+/// Reads rows with and without an `id` field (the field is ignored).
+#[derive(Deserialize)]
+struct LoadedRecord {
+    data: HashMap<String, serde_json::Value>,
+    expiry_date: OffsetDateTime,
+}
+
 fn encode(record: &Record) -> Result<Vec<u8>> {
-    serde_json::to_vec(record).map_err(|e| Error::Encode(e.to_string()))
+    serde_json::to_vec(&StoredRecord {
+        data: &record.data,
+        expiry_date: record.expiry_date,
+    })
+    .map_err(|e| Error::Encode(e.to_string()))
+}
+
+fn decode(id: Id, bytes: &[u8]) -> Result<Record> {
+    let loaded: LoadedRecord =
+        serde_json::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))?;
+    Ok(Record {
+        id,
+        data: loaded.data,
+        expiry_date: loaded.expiry_date,
+    })
+}
+
+/// Who is signed in to the session: the `sub` of its login
+/// (`http::session`), `None` before a sign-in.
+fn signed_in_sub(record: &Record) -> Option<&str> {
+    record.data.get(super::session::KEY)?.get("sub")?.as_str()
 }
 
 fn backend(e: StoreError) -> Error {
@@ -44,7 +87,12 @@ impl tower_sessions::SessionStore for TesseraSessionStore {
             let expires = record.expiry_date.unix_timestamp();
             if self
                 .store
-                .create_session(&record.id.to_string(), &data, expires)
+                .create_session(
+                    &record.id.to_string(),
+                    signed_in_sub(record),
+                    &data,
+                    expires,
+                )
                 .await
                 .map_err(backend)?
             {
@@ -59,6 +107,7 @@ impl tower_sessions::SessionStore for TesseraSessionStore {
         self.store
             .save_session(
                 &record.id.to_string(),
+                signed_in_sub(record),
                 &data,
                 record.expiry_date.unix_timestamp(),
             )
@@ -72,8 +121,13 @@ impl tower_sessions::SessionStore for TesseraSessionStore {
             .load_session(&id.to_string(), self.clock.now())
             .await
             .map_err(backend)?;
-        data.map(|d| serde_json::from_slice(&d).map_err(|e| Error::Decode(e.to_string())))
-            .transpose()
+        if data.is_none() {
+            // An expired or foreign cookie is routine (a browser that was
+            // away): not worth more than debug. tower-sessions' own warning
+            // for it is filtered out in the default log filter (main.rs).
+            tracing::debug!("session cookie names no live session");
+        }
+        data.map(|d| decode(*id, &d)).transpose()
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {

@@ -6,6 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::form::{OAuthForm, no_store_json};
+use super::metrics;
 use super::origin::Origin;
 use crate::error::{AppError, ErrorCode};
 use crate::oauth::access_token::AccessTokenClaims;
@@ -27,6 +28,13 @@ pub async fn token(
         &form.params,
     )
     .await;
+    if let Ok(issued) = &result {
+        metrics::tokens_issued(
+            form.params.get("grant_type").unwrap_or_default(),
+            &issued.access_token,
+            issued.id_token.as_deref(),
+        );
+    }
     audit(&state, &origin, &form, &result).await;
     form.answer(result.map(no_store_json))
 }

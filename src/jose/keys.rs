@@ -8,6 +8,7 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKe
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use aws_lc_rs::{hkdf, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::Serialize;
@@ -62,7 +63,7 @@ pub struct SigningKeyRecord {
 }
 
 /// The key-encryption key (KEK) that seals private signing keys.
-pub struct MasterKey(LessSafeKey);
+pub struct MasterKey(LessSafeKey, hkdf::Prk);
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,7 +81,23 @@ impl MasterKey {
         }
         let key = UnboundKey::new(&AES_256_GCM, bytes)
             .map_err(|_| KeyError::MasterKey("rejected by AES-256-GCM".into()))?;
-        Ok(Self(LessSafeKey::new(key)))
+        // 32 uniformly random bytes already are a pseudorandom key, so
+        // `derive_key` needs no HKDF-Extract step (RFC 5869 §3.3).
+        let derivation = hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, bytes);
+        Ok(Self(LessSafeKey::new(key), derivation))
+    }
+
+    /// An HMAC-SHA256 key for one purpose, named by `label`, derived from
+    /// this key by HKDF-Expand (RFC 5869 §2.3) with the label as `info`: it
+    /// is as secret as the key-encryption key, and knowing it reveals
+    /// neither that key nor a key derived for another label.
+    pub fn derive_key(&self, label: &str) -> Result<hmac::Key, KeyError> {
+        let info = [label.as_bytes()];
+        let okm = self
+            .1
+            .expand(&info, hmac::HMAC_SHA256)
+            .map_err(|_| KeyError::Crypto("HKDF-Expand"))?;
+        Ok(hmac::Key::from(okm))
     }
 
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {

@@ -9,7 +9,7 @@ use crate::domain::scope::ScopeSet;
 use crate::error::AppError;
 use crate::jose::SigningAlg;
 use crate::oauth::tokens::Tokens;
-use crate::store::{GrantStore, RevocationStore};
+use crate::store::{ClientStore, GrantStore, RevocationStore};
 
 /// RFC 9068 §2.1: the `typ` header of a JWT access token.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -80,11 +80,14 @@ pub fn access_token_alg(tokens: &Tokens<'_>, client: &Client) -> SigningAlg {
         .unwrap_or(tokens.settings.default_access_token_alg)
 }
 
-/// Where revocations are looked up: single tokens by `jti`, and the
-/// grants user tokens belong to.
+/// Where revocations are looked up: single tokens by `jti`, the grants
+/// user tokens belong to, and the clients tokens were issued to.
 pub struct RevocationCheck<'a> {
     pub revocations: &'a dyn RevocationStore,
     pub grants: &'a dyn GrantStore,
+    /// The store itself, never the client cache: a client deleted by
+    /// another process stays in a cache until its next refresh.
+    pub clients: &'a dyn ClientStore,
 }
 
 /// Verifies an access token we issued and checks it was not revoked.
@@ -103,13 +106,21 @@ pub async fn validate(
     {
         return Ok(None);
     }
-    // A revoked grant (logout, reused refresh token, replayed code) takes
-    // every access token issued under it along.
+    // A revoked grant (logout, reused refresh token, replayed code, a
+    // password change, its client deleted) takes every access token issued
+    // under it along.
     if let Some(grant_id) = &claims.grant_id {
         match revoked.grants.grant(grant_id).await? {
             Some(grant) if grant.revoked_at.is_none() => {}
             _ => return Ok(None),
         }
+    }
+    // Issue 7.6: a deleted client's tokens, client credentials ones too,
+    // stop working at once on every instance. One primary-key read of the
+    // shared store; it also covers a user token issued by an instance
+    // whose cache still held the client after the deletion.
+    if revoked.clients.client(&claims.client_id).await?.is_none() {
+        return Ok(None);
     }
     Ok(Some(claims))
 }

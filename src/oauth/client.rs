@@ -9,6 +9,7 @@ use crate::domain::scope::ScopeSet;
 use crate::jose::SigningAlg;
 use crate::oauth::client_auth::{self, client_secret_basic};
 use crate::oauth::grants::{self, authorization_code, client_credentials, refresh_token};
+use crate::oauth::registration::{RegistrationError, RegistrationErrorCode};
 use crate::oauth::response::ResponseType;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -166,6 +167,163 @@ pub fn register(
     Ok((client, secret))
 }
 
+/// What a client registering itself over HTTP may ask for, beyond
+/// `register`'s rules (RFC 7591 §2 lets the server restrict metadata).
+#[derive(Debug, Clone, Default)]
+pub struct DynamicRegistrationPolicy {
+    /// When set, the client's scopes must be among these.
+    pub allowed_scopes: Option<ScopeSet>,
+}
+
+/// `register` for a client registering itself (RFC 7591 §3), answering
+/// RFC 7591 §3.2.2 error codes. First each field on its own, so that the
+/// error names it: every redirect URI (`invalid_redirect_uri`), then each
+/// name against its registry and the scope against the policy
+/// (`invalid_client_metadata`). Then `register`'s rules for the combination.
+/// Such a client never skips consent; without a `scope` it gets the
+/// default scopes that the policy allows; without a name it is named by
+/// its `client_id`.
+pub fn register_dynamic(
+    reg: ClientRegistration,
+    policy: &DynamicRegistrationPolicy,
+    now: UnixTime,
+) -> Result<(Client, Option<String>), RegistrationError> {
+    let (mut client, secret, named) = register_dynamic_unnamed(reg, policy, now)?;
+    if !named {
+        client.metadata.client_name = client.client_id.clone();
+    }
+    Ok((client, secret))
+}
+
+/// `register_dynamic`, leaving the name of a client registered without
+/// one to the caller; the flag says whether it has one.
+fn register_dynamic_unnamed(
+    reg: ClientRegistration,
+    policy: &DynamicRegistrationPolicy,
+    now: UnixTime,
+) -> Result<(Client, Option<String>, bool), RegistrationError> {
+    check_each_field(&reg, policy)?;
+    let named = !reg.client_name.trim().is_empty();
+    let scope_given = reg.scope.is_some();
+    let reg = ClientRegistration {
+        // `register` wants a name; the caller replaces this one.
+        client_name: if named { reg.client_name } else { "-".into() },
+        skip_consent: false,
+        ..reg
+    };
+    let (mut client, secret) = register(reg, now)
+        .map_err(|e| RegistrationError::new(RegistrationErrorCode::InvalidClientMetadata, e.0))?;
+    if let (false, Some(allowed)) = (scope_given, &policy.allowed_scopes) {
+        client.metadata.scope = client
+            .metadata
+            .scope
+            .iter()
+            .filter(|s| allowed.contains(s))
+            .map(str::to_string)
+            .collect();
+    }
+    Ok((client, secret, named))
+}
+
+/// RFC 7592 §2.2: `existing` replaced as a whole by `reg`, on the rules of
+/// `register_dynamic`. The client id and creation time stay. The secret
+/// stays while the client keeps authenticating with one, is created when
+/// it starts to (and only then returned, to be shown once), and is
+/// dropped when it stops.
+pub fn replace_dynamic(
+    existing: &Client,
+    reg: ClientRegistration,
+    policy: &DynamicRegistrationPolicy,
+    now: UnixTime,
+) -> Result<(Client, Option<String>), RegistrationError> {
+    let (minted, new_secret, named) = register_dynamic_unnamed(reg, policy, now)?;
+    let mut client = Client {
+        client_id: existing.client_id.clone(),
+        created_at: existing.created_at,
+        ..minted
+    };
+    if !named {
+        client.metadata.client_name = existing.client_id.clone();
+    }
+    let secret = match (&existing.secret_hash, client.secret_hash.is_some()) {
+        (Some(kept), true) => {
+            client.secret_hash = Some(kept.clone());
+            None
+        }
+        (None, true) => new_secret,
+        (_, false) => None,
+    };
+    Ok((client, secret))
+}
+
+/// The checks of `register_dynamic` that concern one field each.
+fn check_each_field(
+    reg: &ClientRegistration,
+    policy: &DynamicRegistrationPolicy,
+) -> Result<(), RegistrationError> {
+    for uri in &reg.redirect_uris {
+        super::redirect::validate_registered_uri(uri).map_err(RegistrationError::redirect_uri)?;
+    }
+    for uri in &reg.post_logout_redirect_uris {
+        super::redirect::validate_registered_uri(uri)
+            .map_err(|e| RegistrationError::metadata("post_logout_redirect_uris", e))?;
+    }
+    if let Some(name) = &reg.token_endpoint_auth_method
+        && client_auth::find(name).is_none()
+    {
+        return Err(RegistrationError::metadata(
+            "token_endpoint_auth_method",
+            format!(
+                "unsupported method {name:?} (supported: {})",
+                client_auth::method_names().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    for g in &reg.grant_types {
+        if grants::find(g).is_err() {
+            return Err(RegistrationError::metadata(
+                "grant_types",
+                format!(
+                    "unsupported grant type {g:?} (supported: {})",
+                    grants::grant_types().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    for t in &reg.response_types {
+        if ResponseType::parse(t).is_none() {
+            return Err(RegistrationError::metadata(
+                "response_types",
+                format!(
+                    "unsupported response type {t:?} (supported: {})",
+                    ResponseType::ALL
+                        .iter()
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(scope) = &reg.scope {
+        let requested =
+            ScopeSet::parse(scope).map_err(|e| RegistrationError::metadata("scope", e))?;
+        if let Some(allowed) = &policy.allowed_scopes {
+            let refused: Vec<&str> = requested.missing_from(allowed).collect();
+            if !refused.is_empty() {
+                return Err(RegistrationError::metadata(
+                    "scope",
+                    format!(
+                        "{} not allowed for registered clients (allowed: {allowed})",
+                        refused.join(" ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +373,157 @@ mod tests {
             ..reg()
         };
         assert!(register(bad_scope, 0).is_err());
+    }
+
+    fn web() -> ClientRegistration {
+        ClientRegistration {
+            client_name: "web".into(),
+            redirect_uris: vec!["https://app.example/cb".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn dynamic_clients_never_skip_consent_and_stay_within_the_policy() {
+        let open = DynamicRegistrationPolicy::default();
+        let (c, _) = register_dynamic(
+            ClientRegistration {
+                skip_consent: true,
+                ..web()
+            },
+            &open,
+            0,
+        )
+        .unwrap();
+        assert!(!c.metadata.skip_consent);
+
+        let policy = DynamicRegistrationPolicy {
+            allowed_scopes: Some(ScopeSet::parse("openid profile read").unwrap()),
+        };
+        let e = register_dynamic(
+            ClientRegistration {
+                scope: Some("openid write".into()),
+                ..web()
+            },
+            &policy,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, RegistrationErrorCode::InvalidClientMetadata);
+        assert!(e.description.starts_with("scope:"), "{e}");
+        assert!(e.description.contains("write"), "{e}");
+        // Without a scope: the defaults the policy allows.
+        let (c, _) = register_dynamic(web(), &policy, 0).unwrap();
+        assert_eq!(c.metadata.scope.to_string(), "openid profile");
+    }
+
+    #[test]
+    fn dynamic_errors_name_the_field() {
+        let open = DynamicRegistrationPolicy::default();
+        let cases = [
+            (
+                ClientRegistration {
+                    redirect_uris: vec!["http://app.example/cb".into()],
+                    ..web()
+                },
+                RegistrationErrorCode::InvalidRedirectUri,
+                "redirect_uris",
+            ),
+            (
+                ClientRegistration {
+                    grant_types: vec!["implicit".into()],
+                    ..web()
+                },
+                RegistrationErrorCode::InvalidClientMetadata,
+                "grant_types",
+            ),
+            (
+                ClientRegistration {
+                    token_endpoint_auth_method: Some("private_key_jwt".into()),
+                    ..web()
+                },
+                RegistrationErrorCode::InvalidClientMetadata,
+                "token_endpoint_auth_method",
+            ),
+            (
+                ClientRegistration {
+                    response_types: vec!["token".into()],
+                    ..web()
+                },
+                RegistrationErrorCode::InvalidClientMetadata,
+                "response_types",
+            ),
+            (
+                ClientRegistration {
+                    post_logout_redirect_uris: vec!["https://app.example/out#x".into()],
+                    ..web()
+                },
+                RegistrationErrorCode::InvalidClientMetadata,
+                "post_logout_redirect_uris",
+            ),
+        ];
+        for (reg, code, field) in cases {
+            let e = register_dynamic(reg, &open, 0).unwrap_err();
+            assert_eq!(e.code, code, "{e}");
+            assert!(e.description.starts_with(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn unnamed_clients_are_named_by_their_id() {
+        let open = DynamicRegistrationPolicy::default();
+        let (c, _) = register_dynamic(
+            ClientRegistration {
+                client_name: " ".into(),
+                ..web()
+            },
+            &open,
+            0,
+        )
+        .unwrap();
+        assert_eq!(c.metadata.client_name, c.client_id);
+        let (replaced, _) = replace_dynamic(
+            &c,
+            ClientRegistration {
+                client_name: String::new(),
+                ..web()
+            },
+            &open,
+            9,
+        )
+        .unwrap();
+        assert_eq!(replaced.client_id, c.client_id);
+        assert_eq!(replaced.metadata.client_name, c.client_id);
+        assert_eq!(replaced.created_at, c.created_at);
+    }
+
+    #[test]
+    fn replacing_keeps_creates_or_drops_the_secret() {
+        let open = DynamicRegistrationPolicy::default();
+        let (confidential, secret) = register_dynamic(web(), &open, 0).unwrap();
+        assert!(secret.is_some());
+        let basic_to_post = ClientRegistration {
+            token_endpoint_auth_method: Some("client_secret_post".into()),
+            ..web()
+        };
+        let (kept, shown) = replace_dynamic(&confidential, basic_to_post, &open, 1).unwrap();
+        assert_eq!(shown, None);
+        assert_eq!(kept.secret_hash, confidential.secret_hash);
+
+        let public = ClientRegistration {
+            token_endpoint_auth_method: Some("none".into()),
+            public: true,
+            ..web()
+        };
+        let (dropped, shown) = replace_dynamic(&confidential, public.clone(), &open, 1).unwrap();
+        assert_eq!((dropped.secret_hash, shown), (None, None));
+
+        let (public_client, _) = register_dynamic(public, &open, 0).unwrap();
+        let (created, shown) = replace_dynamic(&public_client, web(), &open, 1).unwrap();
+        let shown = shown.expect("a new secret is shown once");
+        assert!(crypto::secret_matches(
+            &shown,
+            created.secret_hash.as_deref().unwrap()
+        ));
     }
 }

@@ -11,6 +11,7 @@ pub mod interaction;
 pub mod introspect;
 pub mod pkce;
 pub mod redirect;
+pub mod registration;
 pub mod request;
 pub mod response;
 pub mod revoke;

@@ -41,6 +41,12 @@ pub fn match_registered<'a>(registered: &'a [String], requested: &str) -> Option
         return Some(exact);
     }
     let req = Url::parse(requested).ok()?;
+    // RFC 9700 §4.1.3: string comparison apart from the port. Parsing
+    // normalises (dot segments, case, escapes), so only a requested URI that
+    // is already in normal form may take part in the loopback comparison.
+    if req.as_str() != requested {
+        return None;
+    }
     if req.scheme() != "http"
         || !matches!(req.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)))
         || !is_loopback(&req)
@@ -61,6 +67,20 @@ pub fn match_registered<'a>(registered: &'a [String], requested: &str) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_matching_compares_strings_apart_from_the_port() {
+        let registered = vec!["http://127.0.0.1/cb".to_string()];
+        assert!(match_registered(&registered, "http://127.0.0.1:4711/cb").is_some());
+        for sneaky in [
+            "http://127.0.0.1:4711/x/../cb",
+            "http://127.0.0.1:4711/./cb",
+            "http://127.0.0.1:4711/%63b",
+            "HTTP://127.0.0.1:4711/cb",
+        ] {
+            assert!(match_registered(&registered, sneaky).is_none(), "{sneaky}");
+        }
+    }
 
     #[test]
     fn registration_rules() {

@@ -14,9 +14,12 @@ use crate::oauth::{client_auth, grants};
 pub const STANDARD_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
 /// `configured_scopes`: the scopes the operator described in the config.
+/// `registration_enabled`: whether `/register` accepts registrations
+/// (`RegistrationConfig::enabled`); only then is it advertised.
 pub fn metadata<'a>(
     endpoints: &Endpoints,
     configured_scopes: impl Iterator<Item = &'a str>,
+    registration_enabled: bool,
 ) -> Value {
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
     let mut scopes: Vec<&str> = STANDARD_SCOPES.to_vec();
@@ -28,7 +31,7 @@ pub fn metadata<'a>(
         .filter(|m| m.issues_secret())
         .map(|m| m.name())
         .collect();
-    json!({
+    let mut document = json!({
         "issuer": endpoints.issuer,
         "authorization_endpoint": endpoints.authorization,
         "token_endpoint": endpoints.token,
@@ -57,5 +60,10 @@ pub fn metadata<'a>(
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
         "access_token_signing_alg_values_supported": algs,
-    })
+    });
+    if registration_enabled {
+        // RFC 8414 §2, OIDC Discovery §3; RFC 7591 §3.
+        document["registration_endpoint"] = endpoints.registration.clone().into();
+    }
+    document
 }

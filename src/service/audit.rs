@@ -33,6 +33,7 @@ pub enum AuditKind {
     UserDeleted,
     UserPasswordChanged,
     ClientRegistered,
+    /// Its metadata replaced (the admin API, RFC 7592 §2.2).
     ClientUpdated,
     ClientDeleted,
     ClientSecretRotated,

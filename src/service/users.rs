@@ -179,7 +179,13 @@ pub async fn delete(
     Ok(())
 }
 
-/// Replaces `user`'s password hash. Their grants and sessions stay.
+/// Replaces `user`'s password hash and, in the same transaction, ends
+/// whatever the old password got anyone (issue 7.7): every grant of theirs
+/// is revoked (their refresh tokens, and the access tokens issued under
+/// those grants, stop working) and every session of theirs is deleted. The
+/// CLI has no session to keep; the account page, changing the password
+/// from a session, will keep that one (`UserStore::set_password`'s
+/// `keep_session`).
 pub async fn set_password(
     store: &dyn UserStore,
     clock: &dyn Clock,
@@ -191,7 +197,10 @@ pub async fn set_password(
     validate_password(&password)?;
     let password_hash = hash(password).await?;
     let now = clock.now();
-    if !store.set_password(&user.sub, &password_hash, now).await? {
+    if !store
+        .set_password(&user.sub, &password_hash, now, None)
+        .await?
+    {
         return Err(no_user_named(&user.username));
     }
     audit

@@ -50,6 +50,8 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", "0001_init.sql", 1),
     migration!("sqlite", "0002_interactions.sql", 2),
     migration!("sqlite", "0003_hashed_session_ids.sql", 3),
+    migration!("sqlite", "0004_revocation.sql", 4),
+    migration!("sqlite", "0005_client_registration.sql", 5),
     migration!("sqlite", "0006_audit.sql", 6),
 ];
 
@@ -57,6 +59,8 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", "0001_init.sql", 1),
     migration!("postgres", "0002_interactions.sql", 2),
     migration!("postgres", "0003_hashed_session_ids.sql", 3),
+    migration!("postgres", "0004_revocation.sql", 4),
+    migration!("postgres", "0005_client_registration.sql", 5),
     migration!("postgres", "0006_audit.sql", 6),
 ];
 
@@ -168,7 +172,8 @@ mod tests {
         let plan = plan_migrations(POSTGRES, &[applied(1, None)]).unwrap();
         assert_eq!(plan.record_checksums, [(1, POSTGRES[0].checksum())]);
         let versions: Vec<i64> = plan.apply.iter().map(|m| m.version).collect();
-        assert_eq!(versions, [2, 3, 6]);
+        let later: Vec<i64> = POSTGRES[1..].iter().map(|m| m.version).collect();
+        assert_eq!(versions, later);
     }
 
     #[test]
@@ -182,6 +187,14 @@ mod tests {
             }
         ));
         assert!(err.to_string().contains("sqlite/0001_init.sql"), "{err}");
+    }
+
+    #[test]
+    fn both_backends_have_the_same_versions_in_order() {
+        let sqlite: Vec<i64> = SQLITE.iter().map(|m| m.version).collect();
+        let postgres: Vec<i64> = POSTGRES.iter().map(|m| m.version).collect();
+        assert_eq!(sqlite, postgres);
+        assert!(sqlite.windows(2).all(|w| w[0] < w[1]), "{sqlite:?}");
     }
 
     #[test]

@@ -59,7 +59,24 @@ pub trait ClientStore: Send + Sync {
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
     async fn clients(&self) -> Result<Vec<Client>, StoreError>;
-    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+    /// Deletes the client and, in the same transaction, revokes every
+    /// grant it holds (and with them the refresh and access tokens issued
+    /// under them). `false` when there was no such client.
+    async fn delete_client(&self, client_id: &str, now: UnixTime) -> Result<bool, StoreError>;
+    /// Stores a client registered over HTTP (RFC 7591) with the SHA-256 of
+    /// its RFC 7592 registration access token.
+    async fn insert_client_with_registration_token(
+        &self,
+        client: &Client,
+        registration_token_hash: &str,
+    ) -> Result<(), StoreError>;
+    /// The stored hash of the client's registration access token; `None`
+    /// when the client does not exist or was not registered over HTTP.
+    async fn registration_token_hash(&self, client_id: &str) -> Result<Option<String>, StoreError>;
+    /// Replaces the client's secret hash and metadata (RFC 7592 §2.2: a
+    /// full replacement; its id, creation time and registration token
+    /// stay). `false` when the client does not exist.
+    async fn replace_client(&self, client: &Client) -> Result<bool, StoreError>;
     /// At most `limit` clients in `clients()` order (`created_at`, then
     /// `client_id`), those after `after` (a `(created_at, client_id)` key).
     async fn clients_page(
@@ -67,9 +84,6 @@ pub trait ClientStore: Send + Sync {
         after: Option<(UnixTime, &str)>,
         limit: i64,
     ) -> Result<Vec<Client>, StoreError>;
-    /// Replaces the stored secret hash and metadata of `client.client_id`
-    /// (bumping the change counter); `false` when no such client exists.
-    async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
 }
 
 /// The function that decides key changes from the stored keys; it runs
@@ -109,7 +123,18 @@ pub trait UserStore: Send + Sync {
     async fn users(&self) -> Result<Vec<User>, StoreError>;
     /// Deletes the user with their consents, and revokes their grants.
     async fn delete_user(&self, sub: &str, now: UnixTime) -> Result<bool, StoreError>;
-    async fn set_password(&self, sub: &str, hash: &str, now: UnixTime) -> Result<bool, StoreError>;
+    /// Replaces the password hash and, in the same transaction, revokes
+    /// every grant of `sub` (their refresh tokens and the access tokens
+    /// issued under them) and deletes their sessions, except the one whose
+    /// raw id is `keep_session` (the session the change was made from).
+    /// `false` when there is no such user (and nothing changes).
+    async fn set_password(
+        &self,
+        sub: &str,
+        hash: &str,
+        now: UnixTime,
+        keep_session: Option<&str>,
+    ) -> Result<bool, StoreError>;
     /// At most `limit` users in username order, those after `after_username`.
     async fn users_page(
         &self,
@@ -146,9 +171,12 @@ pub trait GrantStore: Send + Sync {
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError>;
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>, StoreError>;
-    /// Atomically marks `old_hash` used and stores `new`. A token already
-    /// used within `grace` seconds still rotates (racing refreshes); used
-    /// earlier than that, the grant is revoked.
+    /// Atomically marks `old_hash` used and stores its successor `new`.
+    /// `new` must be derived from the old token alone (the same for every
+    /// caller): a token already used within `grace` seconds then answers
+    /// `Rotated` when its successor is stored, without storing another, so
+    /// racing refreshes all get the one successor; used earlier than that,
+    /// the grant is revoked.
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
@@ -223,6 +251,15 @@ pub trait LoginThrottleStore: Send + Sync {
     ) -> Result<LoginFailures, StoreError>;
     /// Gives one counted attempt back (never below zero).
     async fn return_login_attempt(&self, key: &str) -> Result<(), StoreError>;
+    /// Remembers `key` (a known account and address pair) until `until`;
+    /// it reads back through `login_failures` with `locked_until = until`
+    /// and no failures, and is pruned after it. Never shortened.
+    async fn remember_login_until(
+        &self,
+        key: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError>;
     /// Forgets `key`'s count, unless a lock is running at `now`.
     async fn clear_login_failures(&self, key: &str, now: UnixTime) -> Result<(), StoreError>;
     /// Drops counters whose window and lock have both passed.
@@ -237,24 +274,30 @@ pub trait LoginThrottleStore: Send + Sync {
 /// `http::session_store`.
 /// Callers pass the raw session id; implementations store and look up only
 /// its SHA-256 (`crypto::hash_secret`), so a copy of the database holds no
-/// usable session id.
+/// usable session id. `sub` is the signed-in person (`None` before any
+/// sign-in), so that their sessions can be ended together.
 #[async_trait]
 pub trait SessionRecordStore: Send + Sync {
     /// `false` when the id is taken.
     async fn create_session(
         &self,
         id: &str,
+        sub: Option<&str>,
         data: &[u8],
         expires_at: UnixTime,
     ) -> Result<bool, StoreError>;
     async fn save_session(
         &self,
         id: &str,
+        sub: Option<&str>,
         data: &[u8],
         expires_at: UnixTime,
     ) -> Result<(), StoreError>;
     async fn load_session(&self, id: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError>;
     async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+    /// Ends every session of `sub`, except the one whose raw id is `keep`;
+    /// the number deleted.
+    async fn delete_sessions_of(&self, sub: &str, keep: Option<&str>) -> Result<u64, StoreError>;
     async fn prune_sessions(&self, now: UnixTime) -> Result<u64, StoreError>;
 }
 

@@ -413,7 +413,46 @@ fn req_of(app: &crate::browser::Rp) -> AuthRequest {
         .unset("code_challenge_method")
 }
 
+/// 7.2: 32 people signing in at once from one address (an office behind
+/// NAT) all get through the login page.
+async fn office_behind_one_address_signs_in_at_once(backend: Backend) {
+    let server = start(backend).await;
+    let app = rp(&server, web_app()).await;
+    let mut people = tokio::task::JoinSet::new();
+    for n in 0..32 {
+        let name = format!("person{n}");
+        add_user(&server, &name).await;
+        let page = Browser::new(&server)
+            .authorize(&AuthRequest::new(&app))
+            .await;
+        let (csrf, action, cookie) = (
+            page.csrf(),
+            format!("{}{}", server.base, page.action()),
+            browser_cookie(&page),
+        );
+        people.spawn(async move {
+            let response = http()
+                .post(&action)
+                .header("cookie", cookie)
+                .form(&[
+                    ("csrf_token", csrf.as_str()),
+                    ("username", name.as_str()),
+                    ("password", PASSWORD),
+                ])
+                .send()
+                .await
+                .unwrap();
+            response.status()
+        });
+    }
+    for status in people.join_all().await {
+        assert_eq!(status, StatusCode::SEE_OTHER, "every sign-in succeeds");
+    }
+    server.stop().await;
+}
+
 crate::both_backends!(
+    office_behind_one_address_signs_in_at_once,
     id_token_response_type_signs_in_by_form_post,
     sign_in_flood_is_refused_with_503_past_the_hashing_queue,
     form_with_thousands_of_parameter_names_is_refused,

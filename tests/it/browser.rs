@@ -266,13 +266,25 @@ pub(crate) struct Browser {
 
 impl Browser {
     pub(crate) fn new(server: &TestServer) -> Self {
+        Self::at(&server.base)
+    }
+
+    /// A browser for a server at `base` (one not started by the harness).
+    pub(crate) fn at(base: &str) -> Self {
+        Self::with_headers(base, HeaderMap::new())
+    }
+
+    /// A browser for the server at `base` that sends `headers` with every
+    /// request (a proxy's `X-Forwarded-For`, say).
+    pub(crate) fn with_headers(base: &str, headers: HeaderMap) -> Self {
         Self {
             client: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
                 .build()
                 .unwrap(),
-            base: server.base.clone(),
+            base: base.to_string(),
         }
     }
 

@@ -371,6 +371,7 @@ async fn checksums_are_recorded_for_databases_that_predate_them(backend: Backend
     let (db, store) = fresh(backend).await;
     drop(store);
     let raw = Raw::open(&db).await;
+    let applied = raw.count("SELECT COUNT(*) FROM tessera_migrations").await;
     raw.execute("ALTER TABLE tessera_migrations DROP COLUMN checksum")
         .await;
 
@@ -379,11 +380,7 @@ async fn checksums_are_recorded_for_databases_that_predate_them(backend: Backend
         .texts("SELECT checksum FROM tessera_migrations ORDER BY version")
         .await
         .unwrap();
-    // One row per migration file (the same number for both backends).
-    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
-        .unwrap()
-        .count();
-    assert_eq!(recorded.len(), files);
+    assert_eq!(recorded.len() as i64, applied);
     assert!(
         recorded
             .iter()
@@ -400,8 +397,18 @@ async fn the_session_table_holds_no_raw_session_id(backend: Backend) {
     let now = SystemClock.now();
     let id = random_token();
     let data = br#"{"data":{"sub":"sub-1"}}"#;
-    assert!(store.create_session(&id, data, now + 3600).await.unwrap());
-    assert!(!store.create_session(&id, data, now + 3600).await.unwrap());
+    assert!(
+        store
+            .create_session(&id, Some("sub-1"), data, now + 3600)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_session(&id, Some("sub-1"), data, now + 3600)
+            .await
+            .unwrap()
+    );
 
     let raw = Raw::open(&db).await;
     let ids = raw.texts("SELECT id FROM sessions").await.unwrap();
@@ -419,7 +426,10 @@ async fn the_session_table_holds_no_raw_session_id(backend: Backend) {
     let stored = hash_secret(&id);
     assert_eq!(store.load_session(&stored, now).await.unwrap(), None);
 
-    store.save_session(&id, b"{}", now + 7200).await.unwrap();
+    store
+        .save_session(&id, Some("sub-1"), b"{}", now + 7200)
+        .await
+        .unwrap();
     assert_eq!(
         store.load_session(&id, now + 3600).await.unwrap(),
         Some(b"{}".to_vec())

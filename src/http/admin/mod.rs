@@ -272,7 +272,7 @@ async fn authorized(state: &AppState, request: Request, next: Next) -> Response 
     let (parts, body) = request.into_parts();
     let caller = Caller {
         actor: Actor::Client(claims.client_id.clone()),
-        origin: origin::of(&parts),
+        origin: origin::of(&parts, state),
     };
     let method = parts.method.to_string();
     // The full path: inside the nested router `uri` lacks the prefix.

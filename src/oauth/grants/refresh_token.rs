@@ -1,6 +1,7 @@
 //! The refresh token grant (RFC 6749 §6) with rotation and reuse detection
-//! (RFC 9700 §4.14.2). Also the token response shared with the
-//! authorization code grant.
+//! (RFC 9700 §4.14.2); refreshes racing within the grace window all get the
+//! one successor (`tokens::RefreshSuccessors`). Also the token response
+//! shared with the authorization code grant.
 
 use super::{Grant, GrantContext, TokenResponse};
 use crate::crypto;
@@ -68,7 +69,13 @@ impl Grant for RefreshTokenGrant {
             ))
             .into());
         }
-        let (new_token, new_record) = new_refresh_token(&ctx.tokens, &grant);
+        // Derived from the presented token, not random: a racing refresh
+        // within the grace window gets this same successor (issue 7.9).
+        let new_token = ctx
+            .tokens
+            .refresh_successors
+            .successor_of(&request.refresh_token);
+        let new_record = refresh_record(&ctx.tokens, &grant, &new_token);
         match ctx
             .grants
             .rotate_refresh_token(
@@ -82,6 +89,7 @@ impl Grant for RefreshTokenGrant {
             RefreshRotation::Rotated => {}
             RefreshRotation::Reused => {
                 tracing::warn!(client_id = %client.client_id, "refresh token reused; grant revoked");
+                metrics::counter!("tessera_refresh_token_reuse_total").increment(1);
                 return Err(invalid(REUSED_DESCRIPTION));
             }
             RefreshRotation::Invalid => return Err(invalid("the refresh token is invalid")),
@@ -92,17 +100,16 @@ impl Grant for RefreshTokenGrant {
     }
 }
 
-fn new_refresh_token(tokens: &Tokens<'_>, grant: &UserGrant) -> (String, RefreshToken) {
+/// The stored form of refresh token `token` of `grant`, issued now.
+fn refresh_record(tokens: &Tokens<'_>, grant: &UserGrant, token: &str) -> RefreshToken {
     let now = tokens.now();
-    let token = crypto::random_token();
-    let record = RefreshToken {
-        token_hash: crypto::hash_secret(&token),
+    RefreshToken {
+        token_hash: crypto::hash_secret(token),
         grant_id: grant.grant_id.clone(),
         created_at: now,
         expires_at: (now + tokens.settings.refresh_token_idle_ttl_secs).min(grant.expires_at),
         rotated_at: None,
-    };
-    (token, record)
+    }
 }
 
 /// The token response for a user's grant: an access token, an ID token
@@ -151,8 +158,11 @@ pub async fn respond(
     let refresh_token =
         if first_issue && client.allows_grant(GRANT_TYPE) && grant.scope.contains("offline_access")
         {
-            let (token, record) = new_refresh_token(&ctx.tokens, grant);
-            ctx.grants.insert_refresh_token(&record).await?;
+            // The first of a family is random; its successors derive from it.
+            let token = crypto::random_token();
+            ctx.grants
+                .insert_refresh_token(&refresh_record(&ctx.tokens, grant, &token))
+                .await?;
             Some(token)
         } else {
             None

@@ -81,7 +81,11 @@ macro_rules! clients_sql {
                     rows.into_iter().map(Client::try_from).collect()
                 }
 
-                async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+                async fn delete_client(
+                    &self,
+                    client_id: &str,
+                    now: $crate::clock::UnixTime,
+                ) -> Result<bool, StoreError> {
                     let mut tx = self.pool.begin().await?;
                     let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1")
                         .bind(client_id)
@@ -89,6 +93,16 @@ macro_rules! clients_sql {
                         .await?
                         .rows_affected();
                     if deleted > 0 {
+                        // Issue 7.6: its grants end with it, and with them
+                        // every refresh and access token issued under them.
+                        sqlx::query(
+                            "UPDATE grants SET revoked_at = $2 \
+                             WHERE client_id = $1 AND revoked_at IS NULL",
+                        )
+                        .bind(client_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                         Self::bump(&mut tx, "clients").await?;
                     }
                     tx.commit().await?;
@@ -126,11 +140,49 @@ macro_rules! clients_sql {
                     rows.into_iter().map(Client::try_from).collect()
                 }
 
-                async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+                async fn insert_client_with_registration_token(
+                    &self,
+                    client: &Client,
+                    registration_token_hash: &str,
+                ) -> Result<(), StoreError> {
                     let metadata = serde_json::to_string(&client.metadata)
                         .map_err(|e| StoreError::Unstorable(format!("client metadata: {e}")))?;
                     let mut tx = self.pool.begin().await?;
-                    let updated = sqlx::query(
+                    sqlx::query(
+                        "INSERT INTO clients \
+                         (client_id, secret_hash, metadata, created_at, registration_token_hash) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&client.client_id)
+                    .bind(&client.secret_hash)
+                    .bind(metadata)
+                    .bind(client.created_at)
+                    .bind(registration_token_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                    Self::bump(&mut tx, "clients").await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn registration_token_hash(
+                    &self,
+                    client_id: &str,
+                ) -> Result<Option<String>, StoreError> {
+                    let hash: Option<Option<String>> = sqlx::query_scalar(
+                        "SELECT registration_token_hash FROM clients WHERE client_id = $1",
+                    )
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(hash.flatten())
+                }
+
+                async fn replace_client(&self, client: &Client) -> Result<bool, StoreError> {
+                    let metadata = serde_json::to_string(&client.metadata)
+                        .map_err(|e| StoreError::Unstorable(format!("client metadata: {e}")))?;
+                    let mut tx = self.pool.begin().await?;
+                    let replaced = sqlx::query(
                         "UPDATE clients SET secret_hash = $2, metadata = $3 WHERE client_id = $1",
                     )
                     .bind(&client.client_id)
@@ -139,11 +191,11 @@ macro_rules! clients_sql {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                    if updated > 0 {
+                    if replaced > 0 {
                         Self::bump(&mut tx, "clients").await?;
                     }
                     tx.commit().await?;
-                    Ok(updated > 0)
+                    Ok(replaced > 0)
                 }
             }
         };

@@ -279,9 +279,33 @@ macro_rules! grants_sql {
                         .await?;
                         match old {
                             Some(RefreshRow {
+                                grant_id,
                                 rotated_at: Some(rotated),
                                 ..
-                            }) if grace > 0 && now - rotated <= grace => RefreshRotation::Rotated,
+                            }) if grace > 0 && now - rotated <= grace => {
+                                // Issue 7.9: a racing refresh within the
+                                // window. The successor is derived from the
+                                // old token, so this caller holds the one
+                                // the first rotation stored (in its own
+                                // transaction, committed before ours saw
+                                // `rotated_at`): answer with it, never
+                                // store a second live branch. A successor
+                                // not stored (rotated by a version that drew
+                                // it at random) cannot be handed out.
+                                let stored: Option<String> = sqlx::query_scalar(
+                                    "SELECT token_hash FROM refresh_tokens \
+                                     WHERE token_hash = $1 AND grant_id = $2",
+                                )
+                                .bind(&new.token_hash)
+                                .bind(grant_id)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                                if stored.is_some() {
+                                    RefreshRotation::Rotated
+                                } else {
+                                    RefreshRotation::Invalid
+                                }
+                            }
                             Some(RefreshRow {
                                 grant_id,
                                 rotated_at: Some(_),
@@ -300,7 +324,7 @@ macro_rules! grants_sql {
                             _ => RefreshRotation::Invalid,
                         }
                     };
-                    if matches!(outcome, RefreshRotation::Rotated) {
+                    if fresh {
                         sqlx::query(
                             "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, \
                              expires_at, rotated_at) VALUES ($1, $2, $3, $4, NULL)",

@@ -97,6 +97,15 @@ macro_rules! login_throttle_sql {
                     Ok(row.into())
                 }
 
+                async fn remember_login_until(
+                    &self,
+                    key: &str,
+                    now: UnixTime,
+                    until: UnixTime,
+                ) -> Result<(), StoreError> {
+                    self.lock_login(key, now, until).await.map(|_| ())
+                }
+
                 async fn return_login_attempt(&self, key: &str) -> Result<(), StoreError> {
                     sqlx::query(
                         "UPDATE login_failures SET failures = failures - 1 \

@@ -1,6 +1,13 @@
 //! Server-side browser sessions. The `id` column holds the SHA-256 (hex) of
 //! the session id, never the id itself (like every other secret), so a
-//! copy of the database lets nobody sign in.
+//! copy of the database lets nobody sign in. The `sub` column names the
+//! signed-in person, so that a password change can end their sessions.
+
+/// Ends every session of `$1` except the one whose id hash is `$2` (none
+/// when `$2` is NULL). Shared with `UserStore::set_password`, which runs it
+/// in its own transaction.
+pub(in crate::store) const DELETE_SESSIONS_OF_SUB: &str =
+    "DELETE FROM sessions WHERE sub = $1 AND ($2 IS NULL OR id <> $2)";
 
 /// `SessionRecordStore`: callers pass the raw id; only its hash reaches SQL.
 macro_rules! sessions_sql {
@@ -8,6 +15,7 @@ macro_rules! sessions_sql {
         const _: () = {
             use $crate::clock::UnixTime;
             use $crate::crypto::hash_secret;
+            use $crate::store::sql::sessions::DELETE_SESSIONS_OF_SUB;
             use $crate::store::{SessionRecordStore, StoreError};
 
             #[async_trait::async_trait]
@@ -15,14 +23,16 @@ macro_rules! sessions_sql {
                 async fn create_session(
                     &self,
                     id: &str,
+                    sub: Option<&str>,
                     data: &[u8],
                     expires_at: UnixTime,
                 ) -> Result<bool, StoreError> {
                     Ok(sqlx::query(
-                        "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) \
+                        "INSERT INTO sessions (id, sub, data, expires_at) VALUES ($1, $2, $3, $4) \
                          ON CONFLICT (id) DO NOTHING",
                     )
                     .bind(hash_secret(id))
+                    .bind(sub)
                     .bind(data)
                     .bind(expires_at)
                     .execute(&self.pool)
@@ -34,15 +44,18 @@ macro_rules! sessions_sql {
                 async fn save_session(
                     &self,
                     id: &str,
+                    sub: Option<&str>,
                     data: &[u8],
                     expires_at: UnixTime,
                 ) -> Result<(), StoreError> {
                     sqlx::query(
-                        "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) \
+                        "INSERT INTO sessions (id, sub, data, expires_at) VALUES ($1, $2, $3, $4) \
                          ON CONFLICT (id) DO UPDATE \
-                         SET data = excluded.data, expires_at = excluded.expires_at",
+                         SET sub = excluded.sub, data = excluded.data, \
+                         expires_at = excluded.expires_at",
                     )
                     .bind(hash_secret(id))
+                    .bind(sub)
                     .bind(data)
                     .bind(expires_at)
                     .execute(&self.pool)
@@ -70,6 +83,19 @@ macro_rules! sessions_sql {
                         .execute(&self.pool)
                         .await?;
                     Ok(())
+                }
+
+                async fn delete_sessions_of(
+                    &self,
+                    sub: &str,
+                    keep: Option<&str>,
+                ) -> Result<u64, StoreError> {
+                    Ok(sqlx::query(DELETE_SESSIONS_OF_SUB)
+                        .bind(sub)
+                        .bind(keep.map(hash_secret))
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected())
                 }
 
                 async fn prune_sessions(&self, now: UnixTime) -> Result<u64, StoreError> {

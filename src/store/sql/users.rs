@@ -120,17 +120,39 @@ macro_rules! users_sql {
                     sub: &str,
                     hash: &str,
                     now: UnixTime,
+                    keep_session: Option<&str>,
                 ) -> Result<bool, StoreError> {
-                    Ok(sqlx::query(
+                    let mut tx = self.pool.begin().await?;
+                    let changed = sqlx::query(
                         "UPDATE users SET password_hash = $2, updated_at = $3 WHERE sub = $1",
                     )
                     .bind(sub)
                     .bind(hash)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
                     .rows_affected()
-                        > 0)
+                        > 0;
+                    if !changed {
+                        return Ok(false);
+                    }
+                    // Issue 7.7: whoever knew the old password keeps nothing
+                    // it got them: no grant (so no refresh or access token
+                    // issued under one) and no other session.
+                    sqlx::query(
+                        "UPDATE grants SET revoked_at = $2 WHERE sub = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(sub)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query($crate::store::sql::sessions::DELETE_SESSIONS_OF_SUB)
+                        .bind(sub)
+                        .bind(keep_session.map($crate::crypto::hash_secret))
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(true)
                 }
 
                 async fn users_page(
