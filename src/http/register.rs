@@ -18,13 +18,14 @@ use axum::routing::{get, post};
 
 use super::error::oauth_error_response;
 use super::form::no_store_json;
+use super::origin::Origin;
 use crate::config::RegistrationConfig;
 use crate::endpoints::path;
 use crate::error::{AppError, ErrorCode, OAuthError};
 use crate::oauth::client::DynamicRegistrationPolicy;
 use crate::oauth::registration::{self, RegistrationError, RegistrationErrorCode};
 use crate::service::ServiceError;
-use crate::service::audit::LogAuditSink;
+use crate::service::audit::OriginAuditSink;
 use crate::service::clients::{self, RegistrationFailure};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -45,7 +46,12 @@ pub fn routes(config: &RegistrationConfig) -> Router<AppState> {
 /// RFC 7591 §3.1: with an initial access token (unless registration is
 /// open), a JSON object of client metadata; 201 with the client
 /// information response, secrets included, never cached.
-async fn register(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn register(
+    State(state): State<AppState>,
+    Origin(origin): Origin,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let presented = bearer_token(&headers);
     if !registration::initial_access_allowed(&state.config.registration, presented) {
         return invalid_token(presented.is_some(), "the initial access token is not valid");
@@ -60,7 +66,10 @@ async fn register(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     let done = clients::register_dynamic(
         &*state.store,
         &*state.clock,
-        &LogAuditSink,
+        &OriginAuditSink {
+            inner: &state.audit,
+            origin: &origin,
+        },
         request,
         &policy(&state),
     )
@@ -107,6 +116,7 @@ async fn read(
 /// one).
 async fn update(
     State(state): State<AppState>,
+    Origin(origin): Origin,
     Path(client_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -124,7 +134,10 @@ async fn update(
     let done = clients::update_registration(
         &*state.store,
         &*state.clock,
-        &LogAuditSink,
+        &OriginAuditSink {
+            inner: &state.audit,
+            origin: &origin,
+        },
         &client_id,
         token,
         request,
@@ -150,6 +163,7 @@ async fn update(
 /// RFC 7592 §2.3: 204, and the client is unknown from then on.
 async fn delete(
     State(state): State<AppState>,
+    Origin(origin): Origin,
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -159,7 +173,10 @@ async fn delete(
     let done = clients::delete_registration(
         &*state.store,
         &*state.clock,
-        &LogAuditSink,
+        &OriginAuditSink {
+            inner: &state.audit,
+            origin: &origin,
+        },
         &client_id,
         token,
     )

@@ -48,6 +48,7 @@ pub enum AuditKind {
     TokenRevoked,
     RefreshTokenReused,
     GrantRevoked,
+    SessionsEnded,
     AdminCall,
 }
 
@@ -73,6 +74,7 @@ impl AuditKind {
         Self::TokenRevoked,
         Self::RefreshTokenReused,
         Self::GrantRevoked,
+        Self::SessionsEnded,
         Self::AdminCall,
     ];
 
@@ -97,6 +99,7 @@ impl AuditKind {
             Self::TokenRevoked => "token.revoked",
             Self::RefreshTokenReused => "token.refresh_reused",
             Self::GrantRevoked => "grant.revoked",
+            Self::SessionsEnded => "session.ended",
             Self::AdminCall => "admin.call",
         }
     }

@@ -15,7 +15,7 @@ use crate::auth::password;
 use crate::clock::{Clock, UnixTime};
 use crate::crypto;
 use crate::domain::{Grant, User};
-use crate::store::{Consent, ConsentStore, GrantStore, UserStore};
+use crate::store::{Consent, ConsentStore, GrantStore, SessionRecordStore, UserStore};
 
 pub const MAX_USERNAME_CHARS: usize = 64;
 
@@ -461,6 +461,27 @@ pub async fn revoke_consents(
             .await;
     }
     Ok(withdrawn)
+}
+
+/// Ends every browser session of `user`: wherever they were signed in,
+/// they must sign in again. Their grants (and the tokens issued under
+/// them) stay. Returns how many sessions ended; audited even when none
+/// did, since the operator asked.
+pub async fn end_sessions(
+    store: &dyn SessionRecordStore,
+    clock: &dyn Clock,
+    audit: &dyn AuditSink,
+    actor: &Actor,
+    user: &UserSummary,
+) -> Result<u64, ServiceError> {
+    let ended = store.delete_sessions_of(&user.sub, None).await?;
+    audit
+        .record(
+            AuditEvent::user(AuditKind::SessionsEnded, actor, &user.sub, clock.now())
+                .with_detail("sessions", ended),
+        )
+        .await;
+    Ok(ended)
 }
 
 #[cfg(test)]

@@ -334,6 +334,21 @@ async fn clients_made_through_the_api_are_what_the_cli_sees(backend: Backend) {
         "billing:read billing:write"
     );
 
+    // A first-party client, which only the admin API (and the CLI) may make.
+    let first_party = post(
+        &server,
+        &access,
+        "/clients",
+        json!({"client_name": "Portal", "redirect_uris": [REDIRECT], "skip_consent": true}),
+    )
+    .await;
+    expect(&first_party, StatusCode::CREATED, None);
+    assert_eq!(first_party.body["skip_consent"], true);
+    assert_eq!(
+        first_party.body["grant_types"],
+        json!(["authorization_code"])
+    );
+
     // The CLI's metadata rules, through the API.
     for (bad, named) in [
         (
@@ -349,6 +364,14 @@ async fn clients_made_through_the_api_are_what_the_cli_sees(backend: Backend) {
             "access_token_signed_response_alg",
         ),
         (json!({"client_name": ""}), "name"),
+        (
+            json!({"client_name": "x", "redirect_uris": "https://a.example/cb"}),
+            "redirect_uris",
+        ),
+        (
+            json!({"client_name": "x", "skip_consent": "yes"}),
+            "skip_consent",
+        ),
     ] {
         let refused = post(&server, &access, "/clients", bad.clone()).await;
         expect(&refused, StatusCode::BAD_REQUEST, Some("invalid_request"));
@@ -782,6 +805,89 @@ async fn a_withdrawn_consent_is_asked_for_again(backend: Backend) {
         "email offline_access openid profile"
     );
     assert!(consents.iter().all(|e| e["client_id"] == app.id.as_str()));
+}
+
+async fn ending_sessions_signs_the_user_out_everywhere(backend: Backend) {
+    let (server, admin, access) = start(backend).await;
+    let alice = add_user(&server, "alice").await;
+    add_user(&server, "bob").await;
+    let app = rp(&server, web_app()).await;
+    let (laptop, phone, bobs) = (
+        Browser::new(&server),
+        Browser::new(&server),
+        Browser::new(&server),
+    );
+    for (browser, name) in [(&laptop, "alice"), (&phone, "alice"), (&bobs, "bob")] {
+        browser.code(&AuthRequest::new(&app), name).await;
+        // Signed in and consented: the next request needs nobody.
+        let again = browser.authorize(&AuthRequest::new(&app)).await;
+        assert!(again.callback().contains_key("code"), "{name}");
+    }
+
+    let ended = delete(&server, &access, &format!("/users/{alice}/sessions")).await;
+    expect(&ended, StatusCode::NO_CONTENT, None);
+    for browser in [&laptop, &phone] {
+        let r = browser.authorize(&AuthRequest::new(&app)).await;
+        assert!(r.is_login(), "{}", r.body);
+    }
+    let r = bobs.authorize(&AuthRequest::new(&app)).await;
+    assert!(r.callback().contains_key("code"), "bob stays signed in");
+    expect(
+        &delete(&server, &access, "/users/nobody/sessions").await,
+        StatusCode::NOT_FOUND,
+        Some("not_found"),
+    );
+
+    let events = audit_items(
+        &server,
+        &access,
+        &format!("type=session.ended&user={alice}"),
+    )
+    .await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["detail"]["sessions"], 2);
+    assert_eq!(events[0]["actor"], format!("client:{admin}").as_str());
+}
+
+async fn dynamic_registrations_are_audited(backend: Backend) {
+    let server = TestServer::start_with(backend, |c| c.registration.open = true).await;
+    let registered: Value = http()
+        .post(server.url("/register"))
+        .json(&json!({"client_name": "Self-made", "grant_types": ["client_credentials"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = registered["client_id"].as_str().unwrap();
+    let token = registered["registration_access_token"].as_str().unwrap();
+    let deleted = http()
+        .delete(server.url(&format!("/register/{id}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let table = audit_table(&server).await;
+    let kinds: Vec<(&str, &str)> = table
+        .iter()
+        .map(|r| (r.kind.as_str(), r.actor.as_str()))
+        .collect();
+    let actor = format!("client:{id}");
+    assert_eq!(
+        kinds,
+        [
+            ("client.deleted", actor.as_str()),
+            ("client.registered", actor.as_str())
+        ]
+    );
+    assert!(
+        table
+            .iter()
+            .all(|r| r.address.as_deref() == Some("127.0.0.1"))
+    );
+    assert!(!format!("{table:?}").contains(token));
 }
 
 async fn keys_rotate_through_the_api(backend: Backend) {
@@ -1263,6 +1369,8 @@ crate::both_backends!(
     users_made_through_the_api_are_what_the_cli_sees,
     a_revoked_grant_takes_its_refresh_token_along,
     a_withdrawn_consent_is_asked_for_again,
+    ending_sessions_signs_the_user_out_everywhere,
+    dynamic_registrations_are_audited,
     keys_rotate_through_the_api,
     the_audit_log_records_sign_ins_tokens_and_admin_calls,
     pagination_walks_25_users_in_pages_of_10,

@@ -4,71 +4,45 @@
 //! made it (registration, a replacement that made the client confidential,
 //! a rotation).
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde::Deserialize;
+use serde_json::Value;
 
-use super::{ApiJson, ApiResult, Caller, PREFIX, PageParams, no_content, ok, query};
-use crate::jose::SigningAlg;
+use super::{ApiError, ApiJson, ApiResult, Caller, PREFIX, PageParams, no_content, ok, query};
 use crate::oauth::client::ClientRegistration;
+use crate::oauth::registration;
 use crate::service::clients;
 use crate::state::AppState;
 
-/// A client's metadata as JSON (RFC 7591 §2 names, plus `skip_consent`).
-/// Unknown members are ignored (RFC 7591 §2), so a client as `GET` shows
-/// it can be edited and `PUT` back.
-#[derive(Debug, Deserialize)]
-pub struct ClientBody {
-    client_name: Option<String>,
-    #[serde(default)]
-    redirect_uris: Vec<String>,
-    #[serde(default)]
-    grant_types: Vec<String>,
-    #[serde(default)]
-    response_types: Vec<String>,
-    scope: Option<String>,
-    token_endpoint_auth_method: Option<String>,
-    id_token_signed_response_alg: Option<String>,
-    access_token_signed_response_alg: Option<String>,
-    #[serde(default)]
-    post_logout_redirect_uris: Vec<String>,
+/// The members only the admin API accepts, beside the RFC 7591 metadata.
+#[derive(Debug, Default, Deserialize)]
+struct AdminMembers {
+    /// A first-party client: the consent page is never shown.
     #[serde(default)]
     skip_consent: bool,
 }
 
-impl ClientBody {
-    /// The registration the metadata rules (`oauth::client::register`)
-    /// check; a malformed algorithm is refused here, naming its field.
-    fn registration(self) -> Result<ClientRegistration, super::ApiError> {
-        let alg = |field: &str, value: Option<String>| {
-            value
-                .map(|v| {
-                    v.parse::<SigningAlg>()
-                        .map_err(|e| super::ApiError::invalid_request(format!("{field}: {e}")))
-                })
-                .transpose()
-        };
-        let public = self.token_endpoint_auth_method.as_deref() == Some("none");
-        Ok(ClientRegistration {
-            client_name: self.client_name.unwrap_or_default(),
-            redirect_uris: self.redirect_uris,
-            grant_types: self.grant_types,
-            response_types: self.response_types,
-            scope: self.scope,
-            public,
-            token_endpoint_auth_method: self.token_endpoint_auth_method,
-            id_token_signed_response_alg: alg(
-                "id_token_signed_response_alg",
-                self.id_token_signed_response_alg,
-            )?,
-            access_token_signed_response_alg: alg(
-                "access_token_signed_response_alg",
-                self.access_token_signed_response_alg,
-            )?,
-            post_logout_redirect_uris: self.post_logout_redirect_uris,
-            skip_consent: self.skip_consent,
-        })
+/// A JSON body of client metadata: the RFC 7591 members, read by the same
+/// code as `/register` (`oauth::registration`: unknown members ignored, so
+/// a client as `GET` shows it can be edited and `PUT` back; a malformed
+/// one named), plus `skip_consent`.
+pub struct ClientBody(ClientRegistration);
+
+impl<S: Send + Sync> FromRequest<S> for ClientBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let ApiJson(body) = ApiJson::<Value>::from_request(request, state).await?;
+        let bytes = serde_json::to_vec(&body)
+            .map_err(|e| ApiError::invalid_request(format!("the JSON body is invalid: {e}")))?;
+        let mut registration = registration::parse_registration(&bytes)
+            .map_err(|e| ApiError::invalid_request(e.description))?;
+        let admin: AdminMembers = serde_json::from_value(body)
+            .map_err(|e| ApiError::invalid_request(format!("skip_consent: {e}")))?;
+        registration.skip_consent = admin.skip_consent;
+        Ok(Self(registration))
     }
 }
 
@@ -81,9 +55,8 @@ pub async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Api
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(body): ApiJson<ClientBody>,
+    ClientBody(registration): ClientBody,
 ) -> ApiResult {
-    let registration = body.registration()?;
     let registered = clients::register(
         &*state.store,
         &*state.clock,
@@ -115,9 +88,8 @@ pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(client_id): Path<String>,
-    ApiJson(body): ApiJson<ClientBody>,
+    ClientBody(registration): ClientBody,
 ) -> ApiResult {
-    let registration = body.registration()?;
     let updated = clients::update(
         &*state.store,
         &*state.clock,
@@ -137,7 +109,7 @@ pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(client_id): Path<String>,
-) -> Result<Response, super::ApiError> {
+) -> ApiResult {
     clients::delete(
         &*state.store,
         &*state.clock,

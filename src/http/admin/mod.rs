@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(users::show).put(users::update).delete(users::delete),
         )
         .route("/users/{sub}/password", put(users::set_password))
+        .route("/users/{sub}/sessions", delete(users::end_sessions))
         .route("/users/{sub}/grants", get(users::grants))
         .route(
             "/users/{sub}/grants/{grant_id}",

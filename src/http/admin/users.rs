@@ -244,3 +244,23 @@ async fn revoke(
     .await?;
     Ok(no_content())
 }
+
+/// Ends every browser session of the user: they must sign in again
+/// wherever they were signed in. Their grants stay (revoke those through
+/// `/grants` or `/consents`).
+pub async fn end_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sub): Path<String>,
+) -> ApiResult {
+    let user = users::show(&*state.store, &sub).await?;
+    users::end_sessions(
+        &*state.store,
+        &*state.clock,
+        &caller.audit(&state),
+        &caller.actor,
+        &user,
+    )
+    .await?;
+    Ok(no_content())
+}
