@@ -167,6 +167,12 @@ pub fn register(
     Ok((client, secret))
 }
 
+/// The scope that opens the admin API (`/admin/api/v1`). Only an operator
+/// grants it (`tessera client add`, the admin API itself): a client
+/// registering itself over HTTP may never ask for it, whatever
+/// `registration.allowed_scopes` says.
+pub const ADMIN_SCOPE: &str = "tessera:admin";
+
 /// What a client registering itself over HTTP may ask for, beyond
 /// `register`'s rules (RFC 7591 §2 lets the server restrict metadata).
 #[derive(Debug, Clone, Default)]
@@ -308,6 +314,12 @@ fn check_each_field(
     if let Some(scope) = &reg.scope {
         let requested =
             ScopeSet::parse(scope).map_err(|e| RegistrationError::metadata("scope", e))?;
+        if requested.contains(ADMIN_SCOPE) {
+            return Err(RegistrationError::metadata(
+                "scope",
+                format!("{ADMIN_SCOPE} is reserved for clients an operator registers"),
+            ));
+        }
         if let Some(allowed) = &policy.allowed_scopes {
             let refused: Vec<&str> = requested.missing_from(allowed).collect();
             if !refused.is_empty() {

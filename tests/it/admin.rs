@@ -890,6 +890,42 @@ async fn dynamic_registrations_are_audited(backend: Backend) {
     assert!(!format!("{table:?}").contains(token));
 }
 
+/// A client that registers itself can never reach the admin API: the
+/// scope is refused at registration, and a self-registered client that
+/// holds it anyway (stored by an older version) is still refused.
+async fn self_registered_clients_never_get_admin_access(backend: Backend) {
+    let server = TestServer::start_with(backend, |c| c.registration.open = true).await;
+    let register = |scope: &str| {
+        http()
+            .post(server.url("/register"))
+            .json(&json!({"client_name": "Sneaky", "grant_types": ["client_credentials"], "scope": scope}))
+            .send()
+    };
+    let refused = register("read tessera:admin").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client_metadata");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("scope: tessera:admin"),
+        "{body}"
+    );
+
+    let registered: Value = register("read").await.unwrap().json().await.unwrap();
+    let id = registered["client_id"].as_str().unwrap();
+    let secret = registered["client_secret"].as_str().unwrap();
+    let mut stored = server.state.store.client(id).await.unwrap().unwrap();
+    stored.metadata.scope = tessera::domain::ScopeSet::parse("read tessera:admin").unwrap();
+    assert!(server.state.store.replace_client(&stored).await.unwrap());
+    server.state.clients.invalidate();
+    let access = token(&server, id, secret).await;
+    assert_eq!(payload_of(&access)["scope"], "read tessera:admin");
+    let answer = get(&server, &access, "/users").await;
+    expect(&answer, StatusCode::FORBIDDEN, Some("forbidden"));
+}
+
 async fn keys_rotate_through_the_api(backend: Backend) {
     let (server, admin, access) = start(backend).await;
     let listed = get(&server, &access, "/keys").await;
@@ -1371,6 +1407,7 @@ crate::both_backends!(
     a_withdrawn_consent_is_asked_for_again,
     ending_sessions_signs_the_user_out_everywhere,
     dynamic_registrations_are_audited,
+    self_registered_clients_never_get_admin_access,
     keys_rotate_through_the_api,
     the_audit_log_records_sign_ins_tokens_and_admin_calls,
     pagination_walks_25_users_in_pages_of_10,

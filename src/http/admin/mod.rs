@@ -47,7 +47,7 @@ use crate::store::StoreError;
 pub const PREFIX: &str = "/admin/api/v1";
 
 /// The scope an access token needs to call the admin API.
-pub const ADMIN_SCOPE: &str = "tessera:admin";
+pub use crate::oauth::client::ADMIN_SCOPE;
 
 /// The admin API's routes, each behind the bearer-token check.
 pub fn router(state: AppState) -> Router<AppState> {
@@ -283,15 +283,21 @@ async fn authorized(state: &AppState, request: Request, next: Next) -> Response 
         .map_or(&parts.uri, |OriginalUri(uri)| uri)
         .path()
         .to_string();
-    let allowed = claims
+    let has_scope = claims
         .scope
         .as_deref()
         .is_some_and(|scope| scope.split(' ').any(|s| s == ADMIN_SCOPE));
-    let response = if allowed {
+    // Registration refuses the scope to self-registered clients; this
+    // holds even for one that got it some other way (an older version).
+    let self_registered = match state.store.registration_token_hash(&claims.client_id).await {
+        Ok(hash) => hash.is_some(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let response = if has_scope && !self_registered {
         let mut forwarded = Request::from_parts(parts, body);
         forwarded.extensions_mut().insert(caller.clone());
         next.run(forwarded).await
-    } else {
+    } else if !has_scope {
         challenge(
             ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -301,6 +307,13 @@ async fn authorized(state: &AppState, request: Request, next: Next) -> Response 
             .into_response(),
             Some("insufficient_scope"),
         )
+    } else {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a client registered over /register cannot use the admin API",
+        )
+        .into_response()
     };
     let mut event = AuditEvent::new(AuditKind::AdminCall, &caller.actor, state.clock.now())
         .with_client(&claims.client_id)
