@@ -14,6 +14,7 @@ mod introspection;
 mod keys;
 mod layers;
 mod ops;
+mod outage;
 mod properties;
 mod registration;
 mod revocation;
