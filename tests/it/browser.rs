@@ -435,13 +435,13 @@ pub(crate) async fn exchange(
 }
 
 /// Exchanges a code that must work; the token response.
-async fn tokens(server: &TestServer, rp: &Rp, req: &AuthRequest, code: &str) -> Value {
+pub(crate) async fn tokens(server: &TestServer, rp: &Rp, req: &AuthRequest, code: &str) -> Value {
     let (status, body) = exchange(server, rp, code, &req.verifier, REDIRECT).await;
     assert_eq!(status, StatusCode::OK, "code exchange failed: {body}");
     body
 }
 
-async fn refresh(
+pub(crate) async fn refresh(
     server: &TestServer,
     rp: &Rp,
     refresh_token: &str,

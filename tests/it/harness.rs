@@ -62,6 +62,11 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// A database the test manages itself (nothing is removed on drop).
+    pub fn at(url: String) -> Self {
+        Self { url, dir: None }
+    }
+
     pub async fn new(backend: Backend) -> Self {
         let id = random_id();
         match backend {

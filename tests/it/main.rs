@@ -15,6 +15,7 @@ mod introspection;
 mod keys;
 mod layers;
 mod ops;
+mod outage;
 mod properties;
 mod registration;
 mod revocation;
