@@ -257,6 +257,11 @@ async fn no_secret_reaches_the_logs(backend: Backend) {
         log.contains("DEBUG"),
         "the server logged at debug level: {log}"
     );
+    let audit = audit_table_text(&db).await;
+    assert!(
+        audit.contains("signin.failed"),
+        "the audit table recorded the flows: {audit}"
+    );
     for secret in &secrets {
         assert!(!secret.is_empty());
         assert!(
@@ -264,8 +269,35 @@ async fn no_secret_reaches_the_logs(backend: Backend) {
             "a secret of {} characters appears in the log",
             secret.len()
         );
+        assert!(
+            !audit.contains(secret.as_str()),
+            "a secret of {} characters appears in the audit table",
+            secret.len()
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every audit row, all columns, as one text.
+async fn audit_table_text(db: &TestDatabase) -> String {
+    const SQL: &str = "SELECT kind, actor, COALESCE(subject, ''), COALESCE(client_id, ''), \
+                       COALESCE(address, ''), COALESCE(request_id, ''), CAST(detail AS TEXT) \
+                       FROM audit_events";
+    type Row = (String, String, String, String, String, String, String);
+    let rows: Vec<Row> = if db.url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        let rows = sqlx::query_as(SQL).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let rows = sqlx::query_as(SQL).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    };
+    rows.iter()
+        .map(|r| format!("{} {} {} {} {} {} {}\n", r.0, r.1, r.2, r.3, r.4, r.5, r.6))
+        .collect()
 }
 
 crate::both_backends!(no_secret_reaches_the_logs);
