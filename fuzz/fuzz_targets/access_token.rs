@@ -8,7 +8,8 @@
 //! most verify to the very same claims); a token we signed verifies exactly
 //! when its `typ` is `at+jwt` (RFC 9068 §2.1), its `iss` ours and its `exp`
 //! in the future, and is active exactly when, in addition, its `jti` is not
-//! revoked and its grant (if any) is live; introspection never says
+//! revoked, its grant (if any) is live and its client is still registered
+//! (issue 7.6: deleting a client ends its tokens); introspection never says
 //! `active: true` for a token `validate` refuses (RFC 7662 §2.2).
 
 use base64::Engine;
@@ -18,7 +19,10 @@ use libfuzzer_sys::fuzz_target;
 use tessera::jose::SigningAlg;
 use tessera::oauth::access_token::{self, ACCESS_TOKEN_TYP, AccessTokenClaims};
 use tessera::oauth::introspect;
-use tessera_fuzz::{Fixture, ISSUER, LIVE_GRANT, NOW, REVOKED_GRANT, REVOKED_JTI};
+use tessera_fuzz::{
+    Fixture, ISSUER, LIVE_GRANT, MACHINE_CLIENT, NATIVE_CLIENT, NOW, REVOKED_GRANT, REVOKED_JTI,
+    WEB_CLIENT,
+};
 
 #[derive(Arbitrary, Debug)]
 enum Case {
@@ -44,8 +48,17 @@ struct Claims {
     jti: Jti,
     grant: GrantRef,
     sub: String,
-    client_id: String,
+    client: ClientRef,
     scope: Option<String>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum ClientRef {
+    Web,
+    Native,
+    Machine,
+    /// An id that may or may not be registered (mostly not).
+    Other(String),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -96,7 +109,12 @@ fn sign(fixture: &Fixture, c: &Claims) -> Signed {
             Jti::Fresh(j) => j.clone(),
             Jti::Revoked => REVOKED_JTI.to_string(),
         },
-        client_id: c.client_id.clone(),
+        client_id: match &c.client {
+            ClientRef::Web => WEB_CLIENT.to_string(),
+            ClientRef::Native => NATIVE_CLIENT.to_string(),
+            ClientRef::Machine => MACHINE_CLIENT.to_string(),
+            ClientRef::Other(id) => id.clone(),
+        },
         scope: c.scope.clone(),
         auth_time: None,
         grant_id: match &c.grant {
@@ -119,12 +137,14 @@ fn sign(fixture: &Fixture, c: &Claims) -> Signed {
 }
 
 /// What `validate` must answer for a token we signed with `signed.claims`.
-fn expectation(signed: &Signed) -> (bool, bool) {
+fn expectation(fixture: &Fixture, signed: &Signed) -> (bool, bool) {
     let c = &signed.claims;
     let verifies =
         signed.typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) && c.iss == ISSUER && c.exp > NOW;
-    let active =
-        verifies && c.jti != REVOKED_JTI && c.grant_id.as_deref().is_none_or(|g| g == LIVE_GRANT);
+    let active = verifies
+        && c.jti != REVOKED_JTI
+        && c.grant_id.as_deref().is_none_or(|g| g == LIVE_GRANT)
+        && fixture.client(&c.client_id).is_some();
     (verifies, active)
 }
 
@@ -182,7 +202,7 @@ fuzz_target!(|case: Case| {
         }
         Case::Signed(claims) => {
             let signed = sign(fixture, &claims);
-            let (verifies, active) = expectation(&signed);
+            let (verifies, active) = expectation(fixture, &signed);
             let (verified, validated) = check(fixture, &signed.token);
             assert_eq!(
                 verified.is_some(),
@@ -226,7 +246,7 @@ fuzz_target!(|case: Case| {
                 // Only the signature changed: it can at most be another
                 // valid signature of the very same claims.
                 assert_eq!(v, signed.claims);
-                assert!(expectation(&signed).0);
+                assert!(expectation(fixture, &signed).0);
             }
         }
     }
