@@ -171,6 +171,16 @@ impl AppState {
         metrics::gauge!("tessera_signing_keys_unreadable").set(f64::from(unreadable));
     }
 
+    /// Sets the connection-pool gauges from the pool as it is now; the
+    /// metrics listener calls it before every scrape.
+    pub fn publish_pool_metrics(&self) {
+        let pool = self.store.pool_use();
+        metrics::gauge!("tessera_db_pool_connections", "state" => "in_use")
+            .set(f64::from(pool.in_use()));
+        metrics::gauge!("tessera_db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
+        metrics::gauge!("tessera_db_pool_max_connections").set(f64::from(pool.max));
+    }
+
     /// Token signing and checking, for protocol code.
     pub fn tokens(&self) -> Tokens<'_> {
         Tokens {

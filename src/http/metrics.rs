@@ -14,6 +14,8 @@
 //! | `tessera_key_rotations_total` | counter | `trigger` (`scheduled`, `manual`) |
 //! | `tessera_signing_keys_active` | gauge | `alg`: 1 while a current key signs |
 //! | `tessera_signing_keys_unreadable` | gauge | 1 while stored keys cannot be loaded |
+//! | `tessera_db_pool_connections` | gauge | `state` (`in_use`, `idle`): database connections, read at each scrape |
+//! | `tessera_db_pool_max_connections` | gauge | the pool's limit |
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -101,13 +103,24 @@ fn describe() {
         "tessera_signing_keys_unreadable",
         "1 while stored signing keys cannot be loaded (the last good keys still sign)"
     );
+    describe_gauge!(
+        "tessera_db_pool_connections",
+        "Database connections of this instance's pool, by state (in_use, idle)"
+    );
+    describe_gauge!(
+        "tessera_db_pool_max_connections",
+        "The most connections this instance's database pool opens"
+    );
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown`, with the same
 /// connection limits as the main listener; installs the recorder first.
+/// `before_scrape` runs before each rendering, to set the gauges that are
+/// read rather than counted (the database pool).
 pub async fn serve(
     listener: TcpListener,
     limits: HttpConfig,
+    before_scrape: impl Fn() + Clone + Send + Sync + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let handle = install();
@@ -119,7 +132,13 @@ pub async fn serve(
         }
     });
     let app = Router::new()
-        .route(PATH, get(move || render(handle)))
+        .route(
+            PATH,
+            get(move || {
+                before_scrape();
+                render(handle)
+            }),
+        )
         .fallback(|| async { StatusCode::NOT_FOUND });
     let served = super::server::accept_loop(listener, app, &limits, shutdown).await;
     upkeep.abort();

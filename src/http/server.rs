@@ -71,11 +71,15 @@ pub async fn serve_with_metrics(
             }
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let limits = limits.clone();
+            let scraped = state.clone();
+            let before_scrape = move || scraped.publish_pool_metrics();
             let task = tokio::spawn(async move {
                 let stopped = async {
                     let _ = stopped.await;
                 };
-                if let Err(e) = super::metrics::serve(metrics_listener, limits, stopped).await {
+                let served =
+                    super::metrics::serve(metrics_listener, limits, before_scrape, stopped).await;
+                if let Err(e) = served {
                     tracing::error!(error = %e, "the metrics listener failed");
                 }
             });

@@ -121,7 +121,8 @@ pub trait UserStore: Send + Sync {
     async fn user(&self, sub: &str) -> Result<Option<User>, StoreError>;
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     async fn users(&self) -> Result<Vec<User>, StoreError>;
-    /// Deletes the user with their consents, and revokes their grants.
+    /// Deletes the user with their consents and sessions, and revokes
+    /// their grants.
     async fn delete_user(&self, sub: &str, now: UnixTime) -> Result<bool, StoreError>;
     /// Replaces the password hash and, in the same transaction, revokes
     /// every grant of `sub` (their refresh tokens and the access tokens
@@ -368,6 +369,29 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
+/// A snapshot of the connection pool, for the pool-use metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections open now, idle or lent out.
+    pub open: u32,
+    /// Open connections nobody is using.
+    pub idle: u32,
+    /// The most the pool will open.
+    pub max: u32,
+}
+
+impl PoolUse {
+    /// Connections lent out to a query or transaction right now.
+    pub fn in_use(&self) -> u32 {
+        self.open.saturating_sub(self.idle)
+    }
+}
+
+/// How much of its connection pool a backend is using.
+pub trait PoolMonitor: Send + Sync {
+    fn pool_use(&self) -> PoolUse;
+}
+
 /// The audit log. Events are listed newest first (by id).
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -390,6 +414,7 @@ pub trait Store:
     + SessionRecordStore
     + InteractionStore
     + AuditStore
+    + PoolMonitor
 {
 }
 impl<T> Store for T where
@@ -404,6 +429,7 @@ impl<T> Store for T where
         + SessionRecordStore
         + InteractionStore
         + AuditStore
+        + PoolMonitor
 {
 }
 

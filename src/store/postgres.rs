@@ -8,12 +8,13 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
-use super::StoreError;
 use super::migrate::{self, run_migrations};
 use super::sql::{
     BackendDb, audit_sql, change_counters_sql, clients_sql, consents_sql, grants_sql,
-    interactions_sql, keys_sql, login_throttle_sql, revocations_sql, sessions_sql, users_sql,
+    interactions_sql, keys_sql, login_throttle_sql, pool_use, revocations_sql, sessions_sql,
+    users_sql,
 };
+use super::{PoolMonitor, PoolUse, StoreError};
 
 /// Advisory lock id for schema and key changes ("tessera" in ASCII).
 const LOCK_ID: i64 = 0x0074_6573_7365_7261;
@@ -73,6 +74,12 @@ impl PostgresStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+impl PoolMonitor for PostgresStore {
+    fn pool_use(&self) -> PoolUse {
+        pool_use(&self.pool)
     }
 }
 

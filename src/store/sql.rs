@@ -52,6 +52,15 @@ pub(super) fn conflict(e: sqlx::Error, message: &str) -> StoreError {
     }
 }
 
+/// What a sqlx pool reports of itself, as [`super::PoolUse`].
+pub(super) fn pool_use<Db: sqlx::Database>(pool: &sqlx::Pool<Db>) -> super::PoolUse {
+    super::PoolUse {
+        open: pool.size(),
+        idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+        max: pool.options().get_max_connections(),
+    }
+}
+
 /// Names the sqlx database type of a backend, for the shared SQL.
 pub(super) trait BackendDb {
     type Db: sqlx::Database;

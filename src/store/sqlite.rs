@@ -13,12 +13,13 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use super::StoreError;
 use super::migrate::{self, run_migrations};
 use super::sql::{
     BackendDb, audit_sql, change_counters_sql, clients_sql, consents_sql, grants_sql,
-    interactions_sql, keys_sql, login_throttle_sql, revocations_sql, sessions_sql, users_sql,
+    interactions_sql, keys_sql, login_throttle_sql, pool_use, revocations_sql, sessions_sql,
+    users_sql,
 };
+use super::{PoolMonitor, PoolUse, StoreError};
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -89,6 +90,12 @@ impl SqliteStore {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+}
+
+impl PoolMonitor for SqliteStore {
+    fn pool_use(&self) -> PoolUse {
+        pool_use(&self.pool)
     }
 }
 

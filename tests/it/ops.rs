@@ -364,6 +364,7 @@ async fn key_rotations_are_counted(backend: Backend) {
     tokio::spawn(tessera::http::metrics::serve(
         listener,
         Config::default().http,
+        || {},
         std::future::pending(),
     ));
     let scrape = || async {
@@ -726,6 +727,25 @@ async fn the_binary_logs_json_and_reports_health_and_metrics(backend: Backend) {
         metric(&text, "tessera_signing_keys_unreadable", &[]),
         Some(0.0)
     );
+    // The pool gauges are read at the scrape: this instance has served
+    // requests, so it holds at least one connection, never more than its
+    // limit (8 on SQLite, 16 on PostgreSQL).
+    let pool_max = metric(&text, "tessera_db_pool_max_connections", &[]);
+    let expected_max = match backend {
+        Backend::Sqlite => 8.0,
+        Backend::Postgres => 16.0,
+    };
+    assert_eq!(pool_max, Some(expected_max), "{text}");
+    let in_use = metric(&text, "tessera_db_pool_connections", &[("state", "in_use")]);
+    let idle = metric(&text, "tessera_db_pool_connections", &[("state", "idle")]);
+    match (in_use, idle) {
+        (Some(in_use), Some(idle)) => {
+            assert!(in_use >= 0.0 && idle >= 0.0, "{text}");
+            assert!(in_use + idle >= 1.0, "no connection open: {text}");
+            assert!(in_use + idle <= expected_max, "{text}");
+        }
+        other => panic!("pool gauges missing ({other:?}) in:\n{text}"),
+    }
     // Raw paths never become labels.
     assert!(!text.contains("interaction="), "{text}");
 
