@@ -460,7 +460,33 @@ async fn refresh_after_the_grace_window_revokes_the_grant(backend: Backend) {
     server.stop().await;
 }
 
+/// Deleting a person ends every session they had, in the same
+/// transaction as the deletion; other people's sessions stay.
+async fn deleting_a_user_ends_their_sessions(backend: Backend) {
+    let server = browser::start(backend).await;
+    let store = &server.state.store;
+    let now = server.clock.now();
+    let alice = add_user(&server, "alice").await;
+    let bob = add_user(&server, "bob").await;
+    let (laptop, phone, bobs) = (random_token(), random_token(), random_token());
+    for (id, sub) in [(&laptop, &alice), (&phone, &alice), (&bobs, &bob)] {
+        assert!(
+            store
+                .create_session(id, Some(sub), b"{}", now + 3600)
+                .await
+                .unwrap()
+        );
+    }
+    assert!(store.delete_user(&alice, now).await.unwrap());
+    assert!(store.load_session(&laptop, now).await.unwrap().is_none());
+    assert!(store.load_session(&phone, now).await.unwrap().is_none());
+    assert!(store.load_session(&bobs, now).await.unwrap().is_some());
+    assert!(store.user(&alice).await.unwrap().is_none());
+    server.stop().await;
+}
+
 crate::both_backends!(
+    deleting_a_user_ends_their_sessions,
     deleted_client_tokens_stop_working_at_once_on_every_instance,
     password_change_ends_sessions_and_revokes_tokens,
     password_change_keeps_only_the_session_it_was_made_from,

@@ -111,6 +111,12 @@ macro_rules! users_sql {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                    // A deleted person is signed in nowhere any more.
+                    sqlx::query($crate::store::sql::sessions::DELETE_SESSIONS_OF_SUB)
+                        .bind(sub)
+                        .bind(None::<String>)
+                        .execute(&mut *tx)
+                        .await?;
                     tx.commit().await?;
                     Ok(deleted > 0)
                 }
