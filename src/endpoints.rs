@@ -20,6 +20,8 @@ pub mod path {
     /// RFC 7592 §2: the client configuration endpoint of one client
     /// (`registration_client_uri`).
     pub const REGISTRATION_CLIENT: &str = "/register/{client_id}";
+    /// Issue 12: resource servers check an API key.
+    pub const API_KEY_VERIFY: &str = "/apikeys/verify";
     pub const STYLESHEET: &str = "/static/tessera.css";
     pub const FORM_POST_SCRIPT: &str = "/static/form_post.js";
 }

@@ -19,6 +19,7 @@ use tessera::config::{Config, LogFormat};
 use tessera::jose::SigningAlg;
 use tessera::jose::rotation::Trigger;
 use tessera::oauth::client::ClientRegistration;
+use tessera::service::api_keys::{self, NewApiKey};
 use tessera::service::audit::{self, Actor, AuditFilter, DbAuditSink};
 use tessera::service::keys;
 use tessera::service::page::{MAX_LIMIT, PageRequest};
@@ -59,6 +60,49 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage API keys for server-to-server callers.
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key; prints it with the key itself, which is shown only here.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Space-separated scopes the key carries.
+        #[arg(long)]
+        scope: String,
+        /// A client id or a username the key acts for.
+        #[arg(long, allow_hyphen_values = true)]
+        owner: Option<String>,
+        /// 1 to 16 lowercase letters or digits (default tsr).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Seconds until the key expires (default: never).
+        #[arg(long)]
+        expires_in: Option<i64>,
+        /// COUNT/SECS: at most COUNT uses per SECS seconds, on all instances.
+        #[arg(long)]
+        rate_limit: Option<String>,
+        /// A JSON object handed to resource servers with each verification.
+        #[arg(long)]
+        meta: Option<String>,
+    },
+    /// List keys (never the key itself).
+    List,
+    /// Show one key with its usage.
+    Show { id: String },
+    /// Revoke a key at once, on every instance.
+    Revoke { id: String },
+    /// Make a new key with the same settings; the old one works for the
+    /// overlap, then expires.
+    Rotate {
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        overlap_secs: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -268,6 +312,61 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Client(cmd) => client_command(&config, cmd).await,
         Command::Keys(cmd) => keys_command(&config, cmd).await,
         Command::Audit(cmd) => audit_command(&config, cmd).await,
+        Command::Apikey(cmd) => api_key_command(&config, cmd).await,
+    }
+}
+
+async fn api_key_command(config: &Config, cmd: ApiKeyCommand) -> Result<(), Failure> {
+    let store = store::connect(&config.database_url).await?;
+    let store = store.as_ref();
+    let audit = &DbAuditSink { store };
+    let (clock, actor) = (&SystemClock, &Actor::Cli);
+    match cmd {
+        ApiKeyCommand::Create {
+            name,
+            scope,
+            owner,
+            prefix,
+            expires_in,
+            rate_limit,
+            meta,
+        } => {
+            let new = NewApiKey {
+                name,
+                scope,
+                owner,
+                prefix,
+                expires_in_secs: expires_in,
+                rate_limit,
+                meta,
+            };
+            let created = api_keys::create(store, store, store, clock, audit, actor, new)
+                .await
+                .map_err(service_failure)?;
+            print_json(&created.to_json())
+        }
+        ApiKeyCommand::List => {
+            let all = api_keys::list(store).await.map_err(service_failure)?;
+            print_json(&serde_json::Value::Array(
+                all.iter().map(api_keys::view).collect(),
+            ))
+        }
+        ApiKeyCommand::Show { id } => {
+            let key = api_keys::show(store, &id).await.map_err(service_failure)?;
+            print_json(&api_keys::view(&key))
+        }
+        ApiKeyCommand::Revoke { id } => {
+            let key = api_keys::revoke(store, clock, audit, actor, &id)
+                .await
+                .map_err(service_failure)?;
+            print_json(&api_keys::view(&key))
+        }
+        ApiKeyCommand::Rotate { id, overlap_secs } => {
+            let created = api_keys::rotate(store, clock, audit, actor, &id, overlap_secs)
+                .await
+                .map_err(service_failure)?;
+            print_json(&created.to_json())
+        }
     }
 }
 

@@ -3,10 +3,12 @@
 //! `auth`) and the storage (`store`) use these; this module imports
 //! neither, so storage never depends on protocol code.
 
+pub mod api_key;
 pub mod client;
 pub mod records;
 pub mod scope;
 
+pub use api_key::{ApiKey, ApiKeyOwner, KeyUse, RateLimit};
 pub use client::{Client, ClientMetadata};
 pub use records::*;
 pub use scope::ScopeSet;

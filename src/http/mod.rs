@@ -2,6 +2,7 @@
 //! typed request, call `crate::oauth` / `crate::oidc`, render the result.
 
 pub mod admin;
+pub mod api_keys;
 pub mod assets;
 pub mod authorize;
 pub mod browser;
@@ -112,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .nest(admin::PREFIX, admin::router(state.clone()))
         .route(path::INTROSPECTION, post(introspect::introspect))
+        .route(path::API_KEY_VERIFY, post(api_keys::verify))
         .route(path::STYLESHEET, get(assets::stylesheet))
         .route(path::FORM_POST_SCRIPT, get(assets::form_post_script))
         .route(health::HEALTHZ, get(health::healthz))

@@ -50,6 +50,12 @@ pub enum AuditKind {
     GrantRevoked,
     SessionsEnded,
     AdminCall,
+    ApiKeyCreated,
+    ApiKeyRotated,
+    ApiKeyRevoked,
+    /// A use of an existing key refused (expired, revoked, over its rate
+    /// limit, or without a required scope).
+    ApiKeyRefused,
 }
 
 impl AuditKind {
@@ -76,6 +82,10 @@ impl AuditKind {
         Self::GrantRevoked,
         Self::SessionsEnded,
         Self::AdminCall,
+        Self::ApiKeyCreated,
+        Self::ApiKeyRotated,
+        Self::ApiKeyRevoked,
+        Self::ApiKeyRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +111,10 @@ impl AuditKind {
             Self::GrantRevoked => "grant.revoked",
             Self::SessionsEnded => "session.ended",
             Self::AdminCall => "admin.call",
+            Self::ApiKeyCreated => "apikey.created",
+            Self::ApiKeyRotated => "apikey.rotated",
+            Self::ApiKeyRevoked => "apikey.revoked",
+            Self::ApiKeyRefused => "apikey.refused",
         }
     }
 

@@ -7,6 +7,7 @@
 //! a `ServiceError` that a caller maps to its own surface: the CLI to exit
 //! codes, the admin API to status codes.
 
+pub mod api_keys;
 pub mod audit;
 pub mod clients;
 pub mod keys;

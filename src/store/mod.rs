@@ -14,8 +14,8 @@ use async_trait::async_trait;
 
 use crate::clock::UnixTime;
 use crate::domain::{
-    AuthorizationCode, Client, CodeRedemption, Grant, Interaction, LoginFailures, RefreshRotation,
-    RefreshToken, ScopeSet, User,
+    ApiKey, AuthorizationCode, Client, CodeRedemption, Grant, Interaction, KeyUse, LoginFailures,
+    RefreshRotation, RefreshToken, ScopeSet, User,
 };
 use crate::jose::KeyError;
 use crate::jose::SigningKeyRecord;
@@ -369,6 +369,40 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
+/// API keys. Keys are found by the hash of the whole key, never by the key.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// `StoreError::Conflict` when the id or hash exists (never in practice:
+    /// both are random).
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError>;
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
+    /// Every key, oldest first.
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// Marks the key revoked at `now`; false when it does not exist or was
+    /// already revoked.
+    async fn revoke_api_key(&self, id: &str, now: UnixTime) -> Result<bool, StoreError>;
+    /// In one transaction: stores `replacement` and makes the old key
+    /// `old_id` expire at `old_expires_at` (or earlier, if it already
+    /// would). False, and nothing stored, when the old key is unknown or
+    /// revoked.
+    async fn rotate_api_key(
+        &self,
+        old_id: &str,
+        replacement: &ApiKey,
+        old_expires_at: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Counts one use of the key at `now` (usage counter, `last_used_at`,
+    /// and the rate-limit window, restarted when `window_secs` has passed)
+    /// in one atomic statement. `None` when the key does not exist.
+    async fn record_api_key_use(
+        &self,
+        id: &str,
+        now: UnixTime,
+        window_secs: Option<i64>,
+    ) -> Result<Option<KeyUse>, StoreError>;
+}
+
 /// A snapshot of the connection pool, for the pool-use metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUse {
@@ -414,6 +448,7 @@ pub trait Store:
     + SessionRecordStore
     + InteractionStore
     + AuditStore
+    + ApiKeyStore
     + PoolMonitor
 {
 }
@@ -429,6 +464,7 @@ impl<T> Store for T where
         + SessionRecordStore
         + InteractionStore
         + AuditStore
+        + ApiKeyStore
         + PoolMonitor
 {
 }

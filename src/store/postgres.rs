@@ -10,7 +10,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use super::migrate::{self, run_migrations};
 use super::sql::{
-    BackendDb, audit_sql, change_counters_sql, clients_sql, consents_sql, grants_sql,
+    BackendDb, api_keys_sql, audit_sql, change_counters_sql, clients_sql, consents_sql, grants_sql,
     interactions_sql, keys_sql, login_throttle_sql, pool_use, revocations_sql, sessions_sql,
     users_sql,
 };
@@ -83,6 +83,7 @@ impl PoolMonitor for PostgresStore {
     }
 }
 
+api_keys_sql!(PostgresStore);
 change_counters_sql!(PostgresStore);
 clients_sql!(PostgresStore);
 keys_sql!(PostgresStore);

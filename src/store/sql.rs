@@ -10,6 +10,7 @@
 //! Each macro expands inside `const _: () = { … };` so that its `use` lines
 //! stay private to it and never depend on what the invoking file imports.
 
+pub(super) mod api_keys;
 pub(super) mod audit;
 pub(super) mod change_counters;
 pub(super) mod clients;
@@ -22,6 +23,7 @@ pub(super) mod revocations;
 pub(super) mod sessions;
 pub(super) mod users;
 
+pub(super) use api_keys::api_keys_sql;
 pub(super) use audit::audit_sql;
 pub(super) use change_counters::change_counters_sql;
 pub(super) use clients::clients_sql;

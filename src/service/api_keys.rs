@@ -1,0 +1,504 @@
+//! API keys (issue 12): creation, listing, revocation, rotation, and the
+//! verification resource servers ask for. The CLI and the HTTP layer call
+//! these; nothing here knows HTTP.
+//!
+//! A key is `PREFIX_` followed by 256 random bits in base64url (43
+//! characters). Only its SHA-256 is stored and every lookup is by that
+//! hash through a unique index: the database never compares the key
+//! itself, and the hash's leading bytes, which an index walk could leak
+//! through timing, tell an attacker nothing about any other key.
+
+use serde_json::{Map, Value, json};
+
+use super::ServiceError;
+use super::audit::{Actor, AuditEvent, AuditKind, AuditSink};
+use crate::clock::{Clock, UnixTime};
+use crate::crypto;
+use crate::domain::{ApiKey, ApiKeyOwner, RateLimit, ScopeSet};
+use crate::store::{ApiKeyStore, ClientStore, StoreError, UserStore};
+
+/// The prefix of keys created without `--prefix`.
+pub const DEFAULT_PREFIX: &str = "tsr";
+/// How many characters after the prefix `start` shows.
+const START_LEN: usize = 6;
+/// A `meta` object larger than this (as JSON) is refused: it is returned
+/// on every verification.
+const MAX_META_BYTES: usize = 4096;
+/// Longest accepted name.
+const MAX_NAME_CHARS: usize = 200;
+/// A presented key longer than this cannot be one of ours (16 + 1 + 43).
+pub const MAX_KEY_LEN: usize = 128;
+
+/// What `apikey create` and the admin API ask for.
+#[derive(Debug, Clone, Default)]
+pub struct NewApiKey {
+    pub name: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// A client id or a username.
+    pub owner: Option<String>,
+    pub prefix: Option<String>,
+    pub expires_in_secs: Option<i64>,
+    /// `COUNT/SECS`, for example `100/60`.
+    pub rate_limit: Option<String>,
+    /// A JSON object.
+    pub meta: Option<String>,
+}
+
+/// A key just made: the only moment the key itself exists.
+pub struct CreatedApiKey {
+    pub key: String,
+    pub record: ApiKey,
+}
+
+impl CreatedApiKey {
+    /// The record's view plus the key, shown once.
+    pub fn to_json(&self) -> Value {
+        let mut view = view(&self.record);
+        view["key"] = self.key.clone().into();
+        view
+    }
+}
+
+/// How a key is shown: everything but its hash.
+pub fn view(key: &ApiKey) -> Value {
+    json!({
+        "id": key.id,
+        "prefix": key.prefix,
+        "start": key.start,
+        "name": key.name,
+        "scopes": key.scopes.iter().collect::<Vec<_>>(),
+        "owner": owner_json(&key.owner),
+        "meta": key.meta,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+        "rate_limit": key.rate_limit.map(|l| json!({ "count": l.count, "window_secs": l.window_secs })),
+        "created_at": key.created_at,
+        "use_count": key.use_count,
+        "last_used_at": key.last_used_at,
+        "rotated_from": key.rotated_from,
+    })
+}
+
+fn owner_json(owner: &ApiKeyOwner) -> Value {
+    match owner {
+        ApiKeyOwner::Unowned => Value::Null,
+        other => json!({ "type": other.kind(), "id": other.id() }),
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid(message.into())
+}
+
+fn no_key_with_id(id: &str) -> ServiceError {
+    ServiceError::NotFound(format!("no API key with id {id:?}"))
+}
+
+/// 1 to 16 lowercase ASCII letters or digits.
+fn check_prefix(prefix: &str) -> Result<(), ServiceError> {
+    let valid = (1..=16).contains(&prefix.len())
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "prefix {prefix:?}: use 1 to 16 lowercase letters or digits"
+        )))
+    }
+}
+
+/// `COUNT/SECS` with both positive.
+pub fn parse_rate_limit(text: &str) -> Result<RateLimit, ServiceError> {
+    let parsed = text
+        .split_once('/')
+        .and_then(|(count, secs)| Some((count.parse::<i64>().ok()?, secs.parse::<i64>().ok()?)));
+    match parsed {
+        Some((count, window_secs)) if count > 0 && window_secs > 0 => {
+            Ok(RateLimit { count, window_secs })
+        }
+        _ => Err(invalid(format!(
+            "rate limit {text:?}: use COUNT/SECS with both positive, such as 100/60"
+        ))),
+    }
+}
+
+fn parse_meta(text: Option<&str>) -> Result<Map<String, Value>, ServiceError> {
+    let Some(text) = text else {
+        return Ok(Map::new());
+    };
+    if text.len() > MAX_META_BYTES {
+        return Err(invalid(format!(
+            "meta is {} bytes; at most {MAX_META_BYTES} are kept",
+            text.len()
+        )));
+    }
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(invalid("meta must be a JSON object")),
+    }
+}
+
+/// A client id, else a username; `NotFound` naming the value otherwise.
+async fn resolve_owner(
+    clients: &dyn ClientStore,
+    users: &dyn UserStore,
+    owner: Option<&str>,
+) -> Result<ApiKeyOwner, ServiceError> {
+    let Some(owner) = owner else {
+        return Ok(ApiKeyOwner::Unowned);
+    };
+    if let Some(client) = clients.client(owner).await? {
+        return Ok(ApiKeyOwner::Client(client.client_id));
+    }
+    if let Some(user) = users.user_by_username(owner).await? {
+        return Ok(ApiKeyOwner::User(user.sub));
+    }
+    Err(ServiceError::NotFound(format!(
+        "owner {owner:?} is neither a client id nor a username"
+    )))
+}
+
+/// A fresh key with `prefix`: its text and the parts the record keeps.
+fn mint(prefix: &str) -> (String, String, String) {
+    let secret = crypto::random_token();
+    let start: String = secret.chars().take(START_LEN).collect();
+    let key = format!("{prefix}_{secret}");
+    let hash = crypto::hash_secret(&key);
+    (key, hash, start)
+}
+
+/// Checks `new` (a breach is `Invalid`, naming the field), then stores the
+/// key and returns it with the key text, which is never seen again.
+pub async fn create(
+    keys: &dyn ApiKeyStore,
+    clients: &dyn ClientStore,
+    users: &dyn UserStore,
+    clock: &dyn Clock,
+    audit: &dyn AuditSink,
+    actor: &Actor,
+    new: NewApiKey,
+) -> Result<CreatedApiKey, ServiceError> {
+    let name = new.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(invalid(format!(
+            "name: give 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    let scopes = ScopeSet::parse(&new.scope).map_err(|e| invalid(format!("scope: {e}")))?;
+    let prefix = new.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_string());
+    check_prefix(&prefix)?;
+    if let Some(secs) = new.expires_in_secs
+        && secs <= 0
+    {
+        return Err(invalid("expires-in: give a positive number of seconds"));
+    }
+    let rate_limit = new
+        .rate_limit
+        .as_deref()
+        .map(parse_rate_limit)
+        .transpose()?;
+    let meta = parse_meta(new.meta.as_deref())?;
+    let owner = resolve_owner(clients, users, new.owner.as_deref()).await?;
+    let now = clock.now();
+    let (key, key_hash, start) = mint(&prefix);
+    let record = ApiKey {
+        id: format!("key_{}", crypto::random_hex::<12>()),
+        key_hash,
+        prefix,
+        start,
+        name,
+        scopes,
+        owner,
+        meta,
+        created_at: now,
+        expires_at: new.expires_in_secs.map(|secs| now.saturating_add(secs)),
+        revoked_at: None,
+        rate_limit,
+        use_count: 0,
+        last_used_at: None,
+        rotated_from: None,
+    };
+    keys.insert_api_key(&record).await?;
+    audit
+        .record(key_event(AuditKind::ApiKeyCreated, actor, &record, now))
+        .await;
+    Ok(CreatedApiKey { key, record })
+}
+
+fn key_event(kind: AuditKind, actor: &Actor, key: &ApiKey, at: UnixTime) -> AuditEvent {
+    let mut event = AuditEvent::new(kind, actor, at).with_detail("api_key_id", key.id.as_str());
+    match &key.owner {
+        ApiKeyOwner::Client(client_id) => event = event.with_client(client_id),
+        ApiKeyOwner::User(sub) => event = event.with_subject(sub),
+        ApiKeyOwner::Unowned => {}
+    }
+    event
+}
+
+pub async fn list(keys: &dyn ApiKeyStore) -> Result<Vec<ApiKey>, ServiceError> {
+    Ok(keys.api_keys().await?)
+}
+
+pub async fn show(keys: &dyn ApiKeyStore, id: &str) -> Result<ApiKey, ServiceError> {
+    keys.api_key(id).await?.ok_or_else(|| no_key_with_id(id))
+}
+
+/// Revokes the key at once: every instance asks the database on each use.
+pub async fn revoke(
+    keys: &dyn ApiKeyStore,
+    clock: &dyn Clock,
+    audit: &dyn AuditSink,
+    actor: &Actor,
+    id: &str,
+) -> Result<ApiKey, ServiceError> {
+    let now = clock.now();
+    let key = show(keys, id).await?;
+    if key.revoked_at.is_some() {
+        return Err(ServiceError::Conflict(format!(
+            "API key {id:?} is already revoked"
+        )));
+    }
+    if !keys.revoke_api_key(id, now).await? {
+        // Revoked by someone else in between.
+        return Err(ServiceError::Conflict(format!(
+            "API key {id:?} is already revoked"
+        )));
+    }
+    audit
+        .record(key_event(AuditKind::ApiKeyRevoked, actor, &key, now))
+        .await;
+    show(keys, id).await
+}
+
+/// A new key with the old one's settings (and lifetime length); the old
+/// key keeps working for `overlap_secs`, then expires.
+pub async fn rotate(
+    keys: &dyn ApiKeyStore,
+    clock: &dyn Clock,
+    audit: &dyn AuditSink,
+    actor: &Actor,
+    id: &str,
+    overlap_secs: i64,
+) -> Result<CreatedApiKey, ServiceError> {
+    if overlap_secs < 0 {
+        return Err(invalid("overlap-secs: give zero or more seconds"));
+    }
+    let now = clock.now();
+    let old = show(keys, id).await?;
+    if old.revoked_at.is_some() || old.is_expired(now) {
+        return Err(invalid(format!(
+            "API key {id:?} is revoked or expired; create a new one"
+        )));
+    }
+    let (key, key_hash, start) = mint(&old.prefix);
+    let record = ApiKey {
+        id: format!("key_{}", crypto::random_hex::<12>()),
+        key_hash,
+        start,
+        created_at: now,
+        expires_at: old
+            .expires_at
+            .map(|at| now.saturating_add(at - old.created_at)),
+        revoked_at: None,
+        use_count: 0,
+        last_used_at: None,
+        rotated_from: Some(old.id.clone()),
+        ..old.clone()
+    };
+    if !keys
+        .rotate_api_key(id, &record, now.saturating_add(overlap_secs))
+        .await?
+    {
+        return Err(invalid(format!("API key {id:?} was revoked meanwhile")));
+    }
+    audit
+        .record(
+            key_event(AuditKind::ApiKeyRotated, actor, &old, now)
+                .with_detail("replacement", record.id.as_str())
+                .with_detail("overlap_secs", overlap_secs),
+        )
+        .await;
+    Ok(CreatedApiKey { key, record })
+}
+
+/// The answer to a verification (`POST /apikeys/verify`), by its `code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyCode {
+    Valid,
+    NotFound,
+    Expired,
+    Revoked,
+    RateLimited,
+    InsufficientScope,
+}
+
+impl VerifyCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "VALID",
+            Self::NotFound => "NOT_FOUND",
+            Self::Expired => "EXPIRED",
+            Self::Revoked => "REVOKED",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::InsufficientScope => "INSUFFICIENT_SCOPE",
+        }
+    }
+}
+
+/// What a verification found.
+#[derive(Debug)]
+pub struct Verification {
+    pub code: VerifyCode,
+    /// The key, when it exists (whatever the code).
+    pub key: Option<ApiKey>,
+    /// Uses left in the current rate-limit window; `None` without a limit
+    /// or when the use was not counted.
+    pub remaining: Option<i64>,
+}
+
+impl Verification {
+    /// The body of `POST /apikeys/verify`: the fields after `code` only
+    /// when the key exists.
+    pub fn to_json(&self) -> Value {
+        let mut body = json!({
+            "valid": self.code == VerifyCode::Valid,
+            "code": self.code.as_str(),
+        });
+        if let Some(key) = &self.key {
+            body["id"] = key.id.clone().into();
+            body["name"] = key.name.clone().into();
+            body["owner"] = owner_json(&key.owner);
+            body["scopes"] = key.scopes.iter().collect::<Vec<_>>().into();
+            body["meta"] = Value::Object(key.meta.clone());
+            body["expires_at"] = key.expires_at.into();
+            body["remaining"] = self.remaining.into();
+        }
+        body
+    }
+}
+
+/// Checks a presented key: it exists, is neither revoked nor expired, is
+/// within its rate limit (the use is counted in the database, so the limit
+/// holds across instances) and holds every `required` scope. Each use of
+/// an existing, live key counts, a refused scope check included; a refused
+/// use is audited.
+pub async fn verify(
+    keys: &dyn ApiKeyStore,
+    clock: &dyn Clock,
+    audit: &dyn AuditSink,
+    actor: &Actor,
+    presented: &str,
+    required: &[String],
+) -> Result<Verification, StoreError> {
+    let now = clock.now();
+    let found = if presented.len() > MAX_KEY_LEN {
+        None
+    } else {
+        keys.api_key_by_hash(&crypto::hash_secret(presented))
+            .await?
+    };
+    let Some(key) = found else {
+        return Ok(Verification {
+            code: VerifyCode::NotFound,
+            key: None,
+            remaining: None,
+        });
+    };
+    let mut remaining = None;
+    let code = if key.revoked_at.is_some() {
+        VerifyCode::Revoked
+    } else if key.is_expired(now) {
+        VerifyCode::Expired
+    } else {
+        let window = key.rate_limit.map(|l| l.window_secs);
+        let counted = keys.record_api_key_use(&key.id, now, window).await?;
+        match (key.rate_limit, counted) {
+            // Deleted between the two statements: it is gone.
+            (_, None) => VerifyCode::NotFound,
+            (Some(limit), Some(used)) => {
+                remaining = Some((limit.count - used.window_count).max(0));
+                if used.window_count > limit.count {
+                    VerifyCode::RateLimited
+                } else if !holds_all(&key.scopes, required) {
+                    VerifyCode::InsufficientScope
+                } else {
+                    VerifyCode::Valid
+                }
+            }
+            (None, Some(_)) if !holds_all(&key.scopes, required) => VerifyCode::InsufficientScope,
+            (None, Some(_)) => VerifyCode::Valid,
+        }
+    };
+    if code != VerifyCode::Valid && code != VerifyCode::NotFound {
+        audit
+            .record(
+                key_event(AuditKind::ApiKeyRefused, actor, &key, now)
+                    .with_detail("code", code.as_str()),
+            )
+            .await;
+    }
+    Ok(Verification {
+        code,
+        key: Some(key),
+        remaining,
+    })
+}
+
+fn holds_all(scopes: &ScopeSet, required: &[String]) -> bool {
+    required.iter().all(|s| scopes.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_parse_only_as_two_positive_numbers() {
+        assert_eq!(
+            parse_rate_limit("100/60").ok(),
+            Some(RateLimit {
+                count: 100,
+                window_secs: 60
+            })
+        );
+        for bad in ["", "100", "0/60", "10/0", "-1/5", "a/b", "1/2/3", "10/ 5"] {
+            assert!(parse_rate_limit(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn prefixes_are_short_lowercase_alphanumerics() {
+        for good in ["tsr", "a", "live2", "abcdefghijklmnop"] {
+            assert!(check_prefix(good).is_ok(), "{good}");
+        }
+        for bad in ["", "TSR", "ts_r", "abcdefghijklmnopq", "tsr-", "ü"] {
+            assert!(check_prefix(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_minted_key_is_the_prefix_and_256_random_bits() {
+        let (key, hash, start) = mint("tsr");
+        let secret = key.strip_prefix("tsr_").unwrap();
+        assert_eq!(secret.len(), 43);
+        assert!(secret.starts_with(&start));
+        assert_eq!(start.len(), START_LEN);
+        assert_eq!(hash, crypto::hash_secret(&key));
+        assert!(key.len() <= MAX_KEY_LEN);
+        assert_ne!(mint("tsr").0, key);
+    }
+
+    #[test]
+    fn meta_must_be_a_small_json_object() {
+        assert!(parse_meta(Some(r#"{"team":"billing"}"#)).is_ok());
+        assert!(parse_meta(None).unwrap().is_empty());
+        for bad in ["[]", "1", "\"x\"", "{", "null"] {
+            assert!(parse_meta(Some(bad)).is_err(), "{bad}");
+        }
+        let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(MAX_META_BYTES));
+        assert!(parse_meta(Some(&big)).is_err());
+    }
+}
