@@ -70,6 +70,8 @@ pub struct TokenConfig {
     pub default_id_token_alg: SigningAlg,
     /// `aud` of access tokens (RFC 9068 §3). Defaults to the issuer.
     pub audience: Option<String>,
+    /// Lifetime of an access token an API key is exchanged for (issue 12.4).
+    pub api_key_exchange_ttl_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -295,6 +297,7 @@ impl Default for TokenConfig {
             default_access_token_alg: SigningAlg::RS256,
             default_id_token_alg: SigningAlg::RS256,
             audience: None,
+            api_key_exchange_ttl_secs: 300,
         }
     }
 }
@@ -439,6 +442,10 @@ impl Config {
         for (name, v) in [
             ("tokens.access_token_ttl_secs", t.access_token_ttl_secs),
             ("tokens.id_token_ttl_secs", t.id_token_ttl_secs),
+            (
+                "tokens.api_key_exchange_ttl_secs",
+                t.api_key_exchange_ttl_secs,
+            ),
             (
                 "tokens.authorization_code_ttl_secs",
                 t.authorization_code_ttl_secs,

@@ -198,6 +198,8 @@ impl AppState {
             tokens: self.tokens(),
             grants: &*self.store,
             users: &*self.store,
+            api_keys: &*self.store,
+            audit: &self.audit,
         }
     }
 
@@ -216,6 +218,7 @@ impl AppState {
             revocations: &*self.store,
             grants: &*self.store,
             clients: &*self.store,
+            api_keys: &*self.store,
         }
     }
 

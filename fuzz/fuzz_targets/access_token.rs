@@ -19,6 +19,7 @@ use libfuzzer_sys::fuzz_target;
 use tessera::jose::SigningAlg;
 use tessera::oauth::access_token::{self, ACCESS_TOKEN_TYP, AccessTokenClaims};
 use tessera::oauth::introspect;
+use tessera::service::audit::LogAuditSink;
 use tessera_fuzz::{
     Fixture, ISSUER, LIVE_GRANT, MACHINE_CLIENT, NATIVE_CLIENT, NOW, REVOKED_GRANT, REVOKED_JTI,
     WEB_CLIENT,
@@ -123,6 +124,7 @@ fn sign(fixture: &Fixture, c: &Claims) -> Signed {
             GrantRef::Revoked => Some(REVOKED_GRANT.to_string()),
             GrantRef::Other(g) => Some(g.clone()),
         },
+        api_key_id: None,
     };
     let alg = if c.es256 {
         SigningAlg::ES256
@@ -160,7 +162,9 @@ fn check(fixture: &Fixture, token: &str) -> (Option<AccessTokenClaims>, Option<A
             Err(e) => panic!("validate failed: {e}"),
         };
         let introspected =
-            match introspect::introspect(&tokens, &revoked, &fixture.machine, token).await {
+            match introspect::introspect(&tokens, &revoked, &LogAuditSink, &fixture.machine, token)
+                .await
+            {
                 Ok(v) => v,
                 Err(e) => panic!("introspect failed: {e}"),
             };

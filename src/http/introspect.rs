@@ -4,11 +4,17 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::form::{OAuthForm, no_store_json};
+use super::origin::Origin;
 use crate::error::{AppError, OAuthError};
 use crate::oauth::{client_auth, introspect};
+use crate::service::audit::OriginAuditSink;
 use crate::state::AppState;
 
-pub async fn introspect(State(state): State<AppState>, form: OAuthForm) -> Response {
+pub async fn introspect(
+    State(state): State<AppState>,
+    Origin(origin): Origin,
+    form: OAuthForm,
+) -> Response {
     let result = async {
         // RFC 7662 §2.1: the caller must be authorized; we require a
         // confidential client's credentials.
@@ -19,9 +25,14 @@ pub async fn introspect(State(state): State<AppState>, form: OAuthForm) -> Respo
             )));
         }
         let token = form.params.require("token")?;
+        let audit = OriginAuditSink {
+            inner: &state.audit,
+            origin: &origin,
+        };
+        let tokens = state.tokens();
+        let revoked = state.revocation_check();
         Ok(no_store_json(
-            introspect::introspect(&state.tokens(), &state.revocation_check(), &client, token)
-                .await?,
+            introspect::introspect(&tokens, &revoked, &audit, &client, token).await?,
         ))
     }
     .await;

@@ -9,7 +9,7 @@ use crate::domain::scope::ScopeSet;
 use crate::error::AppError;
 use crate::jose::SigningAlg;
 use crate::oauth::tokens::Tokens;
-use crate::store::{ClientStore, GrantStore, RevocationStore};
+use crate::store::{ApiKeyStore, ClientStore, GrantStore, RevocationStore};
 
 /// RFC 9068 §2.1: the `typ` header of a JWT access token.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -32,6 +32,10 @@ pub struct AccessTokenClaims {
     /// revoking the grant revokes the token too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_id: Option<String>,
+    /// The API key the token was exchanged for (issue 12.4), so that
+    /// revoking the key revokes the token too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<String>,
 }
 
 /// Who the token is for: the client itself (client credentials) or a user
@@ -67,6 +71,7 @@ pub fn issue(
         scope: (!scope.is_empty()).then(|| scope.to_string()),
         auth_time: subject.auth_time,
         grant_id: subject.grant_id.map(str::to_string),
+        api_key_id: None,
     };
     let alg = access_token_alg(tokens, client);
     let token = tokens.keys.sign(alg, ACCESS_TOKEN_TYP, &claims)?;
@@ -81,13 +86,15 @@ pub fn access_token_alg(tokens: &Tokens<'_>, client: &Client) -> SigningAlg {
 }
 
 /// Where revocations are looked up: single tokens by `jti`, the grants
-/// user tokens belong to, and the clients tokens were issued to.
+/// user tokens belong to, the clients tokens were issued to, and the API
+/// keys tokens were exchanged for.
 pub struct RevocationCheck<'a> {
     pub revocations: &'a dyn RevocationStore,
     pub grants: &'a dyn GrantStore,
     /// The store itself, never the client cache: a client deleted by
     /// another process stays in a cache until its next refresh.
     pub clients: &'a dyn ClientStore,
+    pub api_keys: &'a dyn ApiKeyStore,
 }
 
 /// Verifies an access token we issued and checks it was not revoked.
@@ -119,6 +126,19 @@ pub async fn validate(
     // stop working at once on every instance. One primary-key read of the
     // shared store; it also covers a user token issued by an instance
     // whose cache still held the client after the deletion.
+    // Issue 12: a token exchanged for an API key dies with the key. Its
+    // `client_id` is the owning client, or the key's id when no client
+    // owns it; only a real client is looked up below.
+    if let Some(key_id) = &claims.api_key_id {
+        match revoked.api_keys.api_key(key_id).await? {
+            Some(key) if key.revoked_at.is_none() => {
+                if claims.client_id == key.id {
+                    return Ok(Some(claims));
+                }
+            }
+            _ => return Ok(None),
+        }
+    }
     if revoked.clients.client(&claims.client_id).await?.is_none() {
         return Ok(None);
     }

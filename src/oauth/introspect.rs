@@ -6,18 +6,22 @@ use super::access_token::{self, RevocationCheck};
 use super::tokens::Tokens;
 use crate::clock::UnixTime;
 use crate::crypto;
-use crate::domain::{Client, Grant, RefreshToken};
+use crate::domain::{ApiKeyOwner, Client, Grant, RefreshToken};
 use crate::error::AppError;
+use crate::service::api_keys::{self, VerifyCode};
+use crate::service::audit::{Actor, AuditSink};
 use crate::store::GrantStore;
 
 /// RFC 7662 §2.2. Anything we cannot vouch for (garbage, `alg: none`,
 /// expired, foreign, wrongly signed, revoked) is just `{"active": false}`.
 /// The `token_type_hint` only orders the search (§2.1), so it is ignored:
-/// access tokens are recognised by their signature, refresh tokens by
-/// their stored hash.
+/// access tokens are recognised by their signature, API keys by their
+/// shape (`PREFIX_` and 43 characters), refresh tokens by their stored
+/// hash.
 pub async fn introspect(
     tokens: &Tokens<'_>,
     revoked: &RevocationCheck<'_>,
+    audit: &dyn AuditSink,
     caller: &Client,
     token: &str,
 ) -> Result<Value, AppError> {
@@ -46,6 +50,12 @@ pub async fn introspect(
         }
         return Ok(body);
     }
+    // Issue 12.5: an API key, checked as `/apikeys/verify` does (the use
+    // counts against its rate limit). Refresh tokens (43 characters) and
+    // JWTs (dots) never have this shape.
+    if api_keys::looks_like_a_key(token) {
+        return api_key(tokens, revoked, audit, caller, token).await;
+    }
     // A refresh token is only ever meaningful to the client holding it;
     // nobody else learns anything about it (RFC 7662 §4, token scanning).
     if let Some((token, grant)) = live_refresh_token(revoked.grants, tokens.now(), token).await?
@@ -64,6 +74,47 @@ pub async fn introspect(
         }));
     }
     Ok(json!({ "active": false }))
+}
+
+async fn api_key(
+    tokens: &Tokens<'_>,
+    revoked: &RevocationCheck<'_>,
+    audit: &dyn AuditSink,
+    caller: &Client,
+    token: &str,
+) -> Result<Value, AppError> {
+    let verification = api_keys::verify(
+        revoked.api_keys,
+        tokens.clock,
+        audit,
+        &Actor::Client(caller.client_id.clone()),
+        token,
+        &[],
+    )
+    .await?;
+    let key = match (verification.code, verification.key) {
+        (VerifyCode::Valid, Some(key)) => key,
+        _ => return Ok(json!({ "active": false })),
+    };
+    let (sub, client_id) = match &key.owner {
+        ApiKeyOwner::Client(client_id) => (client_id.as_str(), client_id.as_str()),
+        ApiKeyOwner::User(sub) => (sub.as_str(), key.id.as_str()),
+        ApiKeyOwner::Unowned => (key.id.as_str(), key.id.as_str()),
+    };
+    let mut body = json!({
+        "active": true,
+        "token_type": "api_key",
+        "scope": key.scopes.to_string(),
+        "client_id": client_id,
+        "sub": sub,
+        "iss": tokens.issuer,
+        "iat": key.created_at,
+        "api_key_id": key.id,
+    });
+    if let Some(exp) = key.expires_at {
+        body["exp"] = exp.into();
+    }
+    Ok(body)
 }
 
 /// A refresh token that can still be used: known, not yet rotated, not

@@ -1,5 +1,6 @@
-//! The token endpoint (RFC 6749 §3.2): authenticate the client, find the
-//! grant in the registry, and let it parse and answer the request.
+//! The token endpoint (RFC 6749 §3.2): find the grant in the registry,
+//! authenticate the client (unless the request carries its own credential,
+//! an API key), and let the grant parse and answer the request.
 
 use super::client_auth::{self, PresentedCredentials};
 use super::client_cache::ClientCache;
@@ -13,7 +14,22 @@ pub async fn exchange(
     credentials: Option<PresentedCredentials>,
     params: &FormParams,
 ) -> Result<TokenResponse, AppError> {
+    let grant = match params.require("grant_type") {
+        Ok(grant_type) => grants::find(grant_type),
+        Err(e) => Err(e),
+    };
+    if let Ok(grant) = grant
+        && grant.authenticates_itself(params)
+    {
+        // Issue 12.4: an API key is its own credential. Client credentials
+        // sent along must still be right: a wrong secret is never ignored.
+        if credentials.is_some() {
+            client_auth::authenticate(clients, credentials).await?;
+        }
+        return grant.exchange_self_authenticated(ctx, params).await;
+    }
+    // The client is authenticated before the grant type is judged, so an
+    // unauthenticated caller learns nothing about the request.
     let client = client_auth::authenticate(clients, credentials).await?;
-    let grant = grants::find(params.require("grant_type")?)?;
-    grant.exchange(ctx, &client, params).await
+    grant?.exchange(ctx, &client, params).await
 }

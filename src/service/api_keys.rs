@@ -29,6 +29,19 @@ const MAX_NAME_CHARS: usize = 200;
 /// A presented key longer than this cannot be one of ours (16 + 1 + 43).
 pub const MAX_KEY_LEN: usize = 128;
 
+/// Whether `text` has the shape of a key we issue: a prefix of 1 to 16
+/// lowercase letters or digits, `_`, and 43 base64url characters.
+pub fn looks_like_a_key(text: &str) -> bool {
+    let Some((prefix, secret)) = text.split_once('_') else {
+        return false;
+    };
+    check_prefix(prefix).is_ok()
+        && secret.len() == 43
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// What `apikey create` and the admin API ask for.
 #[derive(Debug, Clone, Default)]
 pub struct NewApiKey {
@@ -489,6 +502,17 @@ mod tests {
         assert_eq!(hash, crypto::hash_secret(&key));
         assert!(key.len() <= MAX_KEY_LEN);
         assert_ne!(mint("tsr").0, key);
+    }
+
+    #[test]
+    fn only_our_key_shape_looks_like_a_key() {
+        assert!(looks_like_a_key(&mint("tsr").0));
+        assert!(looks_like_a_key(&mint("abcdefghijklmnop").0));
+        let refresh_token = crypto::random_token();
+        assert!(!looks_like_a_key(&refresh_token));
+        assert!(!looks_like_a_key("eyJhbGciOi.eyJzdWIi.c2ln"));
+        assert!(!looks_like_a_key(&format!("TSR_{}", &mint("a").0[2..])));
+        assert!(!looks_like_a_key(&format!("{}x", mint("tsr").0)));
     }
 
     #[test]

@@ -11,7 +11,43 @@ use tessera::clock::Clock;
 use tessera::service::api_keys::{self, CreatedApiKey, NewApiKey};
 use tessera::service::audit::{Actor, LogAuditSink};
 
-use crate::harness::{Backend, TestDatabase, TestServer, http};
+use crate::harness::{Backend, TestDatabase, TestServer, http, verify_with_jwks};
+
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const API_KEY_TYPE: &str = "urn:tessera:params:oauth:token-type:api-key";
+
+/// An API key exchanged at `/token`, with optional client credentials.
+async fn exchange(
+    server: &TestServer,
+    key: &str,
+    extra: &[(&str, &str)],
+    credentials: Option<&(String, String)>,
+) -> (StatusCode, Value) {
+    let mut form = vec![
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", key),
+        ("subject_token_type", API_KEY_TYPE),
+    ];
+    form.extend_from_slice(extra);
+    let mut request = http().post(server.url("/token")).form(&form);
+    if let Some((id, secret)) = credentials {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+async fn introspect(server: &TestServer, caller: &(String, String), token: &str) -> Value {
+    let response = http()
+        .post(server.url("/introspect"))
+        .basic_auth(&caller.0, Some(&caller.1))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
 
 async fn verify_on(
     server: &TestServer,
@@ -474,7 +510,217 @@ async fn rotation_overlap_follows_the_clock(backend: Backend) {
     server.stop().await;
 }
 
+/// RFC 8693 exchange of a key for a short-lived JWT: no other credential,
+/// the key's scopes or a subset, `sub`/`client_id` from the owner, the
+/// token verifies against the JWKS, and dies with the key.
+async fn a_key_is_exchanged_for_a_short_lived_jwt(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let owner = server.machine_client("read").await;
+    let key = create(
+        &server,
+        NewApiKey {
+            owner: Some(owner.0.clone()),
+            ..new_key("reports:read reports:write")
+        },
+    )
+    .await;
+
+    let (status, body) = exchange(&server, &key.key, &[], None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 300);
+    assert_eq!(body["scope"], "reports:read reports:write");
+    assert!(body.get("refresh_token").is_none());
+    let access_token = body["access_token"].as_str().unwrap().to_string();
+    let header = jsonwebtoken::decode_header(&access_token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let claims = verify_with_jwks(&server, &access_token, &server.base).await;
+    assert_eq!(claims["sub"], owner.0.as_str());
+    assert_eq!(claims["client_id"], owner.0.as_str());
+    assert_eq!(claims["api_key_id"], key.record.id.as_str());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        300
+    );
+    // The owning client can introspect the token it now holds.
+    let introspected = introspect(&server, &owner, &access_token).await;
+    assert_eq!(introspected["active"], true, "{introspected}");
+
+    // A subset of the key's scopes, never more.
+    let (status, body) = exchange(&server, &key.key, &[("scope", "reports:read")], None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "reports:read");
+    let (status, body) = exchange(&server, &key.key, &[("scope", "reports:delete")], None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_scope");
+
+    // Credentials sent along must be right.
+    let wrong = (owner.0.clone(), "wrong".to_string());
+    let (status, body) = exchange(&server, &key.key, &[], Some(&wrong)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _) = exchange(&server, &key.key, &[], Some(&owner)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Malformed exchanges.
+    let (status, body) = exchange(
+        &server,
+        &key.key,
+        &[(
+            "requested_token_type",
+            "urn:ietf:params:oauth:token-type:id_token",
+        )],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_request");
+    let response = http()
+        .post(server.url("/token"))
+        .form(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", key.key.as_str()),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "only an API key is its own credential"
+    );
+
+    // Revoking the key refuses further exchanges and ends the tokens.
+    api_keys::revoke(
+        &*server.state.store,
+        &*server.clock,
+        &LogAuditSink,
+        &Actor::Cli,
+        &key.record.id,
+    )
+    .await
+    .unwrap();
+    let (status, body) = exchange(&server, &key.key, &[], None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    let introspected = introspect(&server, &owner, &access_token).await;
+    assert_eq!(introspected, json!({ "active": false }));
+    let (status, body) = exchange(&server, "tsr_nothing", &[], None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    server.stop().await;
+}
+
+/// A person's key: `sub` is the person, `client_id` the key; exchanges
+/// count against the rate limit; expired keys are refused.
+async fn exchanges_follow_owner_limits_and_expiry(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let carol = tessera::service::users::add(
+        &*server.state.store,
+        &*server.clock,
+        &LogAuditSink,
+        &Actor::Cli,
+        tessera::service::users::NewUser {
+            username: "carol".into(),
+            password: "a long enough password".into(),
+            email: None,
+            name: None,
+        },
+    )
+    .await
+    .unwrap();
+    let key = create(
+        &server,
+        NewApiKey {
+            owner: Some("carol".into()),
+            rate_limit: Some("2/60".into()),
+            expires_in_secs: Some(1000),
+            ..new_key("read")
+        },
+    )
+    .await;
+    let (status, body) = exchange(&server, &key.key, &[], None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let claims = verify_with_jwks(&server, token, &server.base).await;
+    assert_eq!(claims["sub"], carol.sub.as_str());
+    assert_eq!(claims["client_id"], key.record.id.as_str());
+    let (status, _) = exchange(&server, &key.key, &[], None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = exchange(&server, &key.key, &[], None).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the third use in the window"
+    );
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("RATE_LIMITED")
+    );
+    server.clock.advance(1000);
+    let (status, body) = exchange(&server, &key.key, &[], None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("EXPIRED")
+    );
+    server.stop().await;
+}
+
+/// RFC 7662 for API keys: active with the key's scopes and owner while the
+/// key is good, `{"active": false}` once it is not.
+async fn introspection_answers_for_api_keys(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let caller = server.machine_client("read").await;
+    let owner = server.machine_client("write").await;
+    let key = create(
+        &server,
+        NewApiKey {
+            owner: Some(owner.0.clone()),
+            expires_in_secs: Some(600),
+            ..new_key("files:read")
+        },
+    )
+    .await;
+    let answer = introspect(&server, &caller, &key.key).await;
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["token_type"], "api_key");
+    assert_eq!(answer["scope"], "files:read");
+    assert_eq!(answer["client_id"], owner.0.as_str());
+    assert_eq!(answer["sub"], owner.0.as_str());
+    assert_eq!(answer["api_key_id"], key.record.id.as_str());
+    assert_eq!(answer["exp"].as_i64(), key.record.expires_at);
+    assert_eq!(answer["iss"], server.base.as_str());
+
+    let unknown = format!("tsr_{}", "A".repeat(43));
+    assert_eq!(
+        introspect(&server, &caller, &unknown).await,
+        json!({ "active": false })
+    );
+    server.clock.advance(600);
+    assert_eq!(
+        introspect(&server, &caller, &key.key).await,
+        json!({ "active": false })
+    );
+    server.stop().await;
+}
+
 crate::both_backends!(
+    a_key_is_exchanged_for_a_short_lived_jwt,
+    exchanges_follow_owner_limits_and_expiry,
+    introspection_answers_for_api_keys,
     the_cli_manages_keys_and_stores_only_their_hash,
     verification_answers_every_code,
     revocation_and_rate_limits_hold_across_instances,

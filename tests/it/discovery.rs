@@ -43,8 +43,14 @@ async fn both_documents_agree_and_list_only_what_works(backend: Backend) {
     // Every advertised grant type is accepted by the token endpoint.
     for grant in doc["grant_types_supported"].as_array().unwrap() {
         assert!(
-            ["client_credentials", "authorization_code", "refresh_token"]
-                .contains(&grant.as_str().unwrap())
+            [
+                "client_credentials",
+                "authorization_code",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ]
+            .contains(&grant.as_str().unwrap()),
+            "{grant}"
         );
     }
     let jwks = http()

@@ -58,6 +58,7 @@ impl Grant for ClientCredentialsGrant {
             &scope,
         )?;
         Ok(TokenResponse {
+            issued_token_type: None,
             access_token: issued.token,
             token_type: "Bearer",
             expires_in: issued.claims.exp - issued.claims.iat,

@@ -11,6 +11,7 @@
 pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
+pub mod token_exchange;
 
 use std::marker::PhantomData;
 
@@ -21,20 +22,25 @@ use super::request::FormParams;
 use super::tokens::Tokens;
 use crate::domain::Client;
 use crate::error::{AppError, ErrorCode, OAuthError};
-use crate::store::{GrantStore, UserStore};
+use crate::service::audit::AuditSink;
+use crate::store::{ApiKeyStore, GrantStore, UserStore};
 
 /// Every grant the token endpoint implements, in discovery order.
 pub static REGISTRY: &[&dyn GrantHandler] = &[
     &Registered::<authorization_code::AuthorizationCodeGrant>::NEW,
     &Registered::<refresh_token::RefreshTokenGrant>::NEW,
     &Registered::<client_credentials::ClientCredentialsGrant>::NEW,
+    &Registered::<token_exchange::TokenExchangeGrant>::NEW,
 ];
 
-/// What a grant may use: token signing and the stores of user grants.
+/// What a grant may use: token signing, the stores of user grants and of
+/// API keys, and the audit log (for refused uses of an API key).
 pub struct GrantContext<'a> {
     pub tokens: Tokens<'a>,
     pub grants: &'a dyn GrantStore,
     pub users: &'a dyn UserStore,
+    pub api_keys: &'a dyn ApiKeyStore,
+    pub audit: &'a dyn AuditSink,
 }
 
 /// One grant type: how it reads its parameters, and how it answers an
@@ -56,6 +62,21 @@ pub trait Grant: Send + Sync + 'static {
         client: &Client,
         request: Self::Request,
     ) -> impl Future<Output = Result<TokenResponse, AppError>> + Send;
+
+    /// Whether this request carries its own credential (an API key
+    /// exchanged for a token), so that no client needs to authenticate.
+    fn authenticates_itself(_params: &FormParams) -> bool {
+        false
+    }
+
+    /// Answers a request that [`Grant::authenticates_itself`] said carries
+    /// its own credential. Only such grants override it.
+    fn handle_self_authenticated(
+        _ctx: &GrantContext<'_>,
+        _request: Self::Request,
+    ) -> impl Future<Output = Result<TokenResponse, AppError>> + Send {
+        async { Err(OAuthError::invalid_client("client authentication is required").into()) }
+    }
 }
 
 /// The object-safe face of a [`Grant`], as the registry holds it.
@@ -63,10 +84,17 @@ pub trait Grant: Send + Sync + 'static {
 pub trait GrantHandler: Send + Sync {
     fn grant_type(&self) -> &'static str;
     fn allows_public_clients(&self) -> bool;
+    fn authenticates_itself(&self, params: &FormParams) -> bool;
     async fn exchange(
         &self,
         ctx: &GrantContext<'_>,
         client: &Client,
+        params: &FormParams,
+    ) -> Result<TokenResponse, AppError>;
+    /// For a request that carries its own credential; no client.
+    async fn exchange_self_authenticated(
+        &self,
+        ctx: &GrantContext<'_>,
         params: &FormParams,
     ) -> Result<TokenResponse, AppError>;
 }
@@ -86,6 +114,22 @@ impl<G: Grant> GrantHandler for Registered<G> {
 
     fn allows_public_clients(&self) -> bool {
         G::PUBLIC_CLIENTS
+    }
+
+    fn authenticates_itself(&self, params: &FormParams) -> bool {
+        G::authenticates_itself(params)
+    }
+
+    async fn exchange_self_authenticated(
+        &self,
+        ctx: &GrantContext<'_>,
+        params: &FormParams,
+    ) -> Result<TokenResponse, AppError> {
+        if !G::authenticates_itself(params) {
+            return Err(OAuthError::invalid_client("client authentication is required").into());
+        }
+        let request = G::parse(params)?;
+        G::handle_self_authenticated(ctx, request).await
     }
 
     async fn exchange(
@@ -129,6 +173,9 @@ pub fn grant_types() -> impl Iterator<Item = &'static str> {
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// RFC 8693 §2.2.1: the type of the token issued by a token exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
     pub token_type: &'static str,
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -148,7 +195,12 @@ mod tests {
         let types: Vec<&str> = grant_types().collect();
         assert_eq!(
             types,
-            ["authorization_code", "refresh_token", "client_credentials"]
+            [
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ]
         );
         assert!(find("password").is_err());
         assert!(!find("client_credentials").unwrap().allows_public_clients());

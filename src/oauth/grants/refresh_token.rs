@@ -168,6 +168,7 @@ pub async fn respond(
             None
         };
     Ok(TokenResponse {
+        issued_token_type: None,
         access_token: issued.token,
         token_type: "Bearer",
         expires_in: issued.claims.exp - issued.claims.iat,
