@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::ServiceError;
 use super::audit::{Actor, AuditEvent, AuditKind, AuditSink};
+use super::page::{CursorList, Page, PageRequest};
 use crate::clock::{Clock, UnixTime};
 use crate::crypto;
 use crate::domain::{ApiKey, ApiKeyOwner, RateLimit, ScopeSet};
@@ -253,6 +254,23 @@ fn key_event(kind: AuditKind, actor: &Actor, key: &ApiKey, at: UnixTime) -> Audi
 
 pub async fn list(keys: &dyn ApiKeyStore) -> Result<Vec<ApiKey>, ServiceError> {
     Ok(keys.api_keys().await?)
+}
+
+/// A page of keys in id order.
+pub async fn page(
+    keys: &dyn ApiKeyStore,
+    request: &PageRequest,
+) -> Result<Page<ApiKey>, ServiceError> {
+    let after = request.after(CursorList::ApiKeys)?;
+    let fetched = keys
+        .api_keys_page(after.as_deref(), request.fetch())
+        .await?;
+    Ok(Page::from_fetched(
+        fetched,
+        request,
+        CursorList::ApiKeys,
+        |k| k.id.clone(),
+    ))
 }
 
 pub async fn show(keys: &dyn ApiKeyStore, id: &str) -> Result<ApiKey, ServiceError> {

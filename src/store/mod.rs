@@ -379,6 +379,12 @@ pub trait ApiKeyStore: Send + Sync {
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
     /// Every key, oldest first.
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// Up to `limit` keys in id order, after the key `after_id`.
+    async fn api_keys_page(
+        &self,
+        after_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ApiKey>, StoreError>;
     /// Marks the key revoked at `now`; false when it does not exist or was
     /// already revoked.
     async fn revoke_api_key(&self, id: &str, now: UnixTime) -> Result<bool, StoreError>;

@@ -1398,7 +1398,139 @@ async fn old_audit_events_are_pruned_by_the_upkeep(backend: Backend) {
     assert_eq!(audit_table(&server).await[0].kind, "user.deleted");
 }
 
+/// API keys through the admin API: created (the key shown once), listed
+/// by cursor, shown, rotated and revoked, with the CLI seeing the same;
+/// malformed bodies are refused and store nothing; audited.
+async fn api_keys_are_managed_through_the_api(backend: Backend) {
+    let (server, admin_id, access) = start(backend).await;
+    let made = post(
+        &server,
+        &access,
+        "/apikeys",
+        json!({
+            "name": "exporter",
+            "scope": "reports:read",
+            "owner": admin_id,
+            "rate_limit": "10/60",
+            "meta": { "team": "ops" },
+        }),
+    )
+    .await;
+    expect(&made, StatusCode::CREATED, None);
+    let id = made.body["id"].as_str().unwrap().to_string();
+    let key = made.body["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("tsr_"));
+    assert_eq!(
+        made.headers[LOCATION].to_str().unwrap(),
+        format!("{API}/apikeys/{id}")
+    );
+    assert_eq!(
+        made.body["owner"],
+        json!({ "type": "client", "id": admin_id })
+    );
+    assert_eq!(made.body["meta"], json!({ "team": "ops" }));
+
+    let shown = get(&server, &access, &format!("/apikeys/{id}")).await;
+    expect(&shown, StatusCode::OK, None);
+    assert!(shown.body.get("key").is_none());
+    assert_eq!(shown.body["name"], "exporter");
+    let cli = cli_json(&server, &["apikey", "show", &id]).await;
+    assert_eq!(cli, shown.body);
+
+    for bad in [
+        json!({ "name": "x" }),
+        json!({ "name": "x", "scope": "a", "prefix": "NO" }),
+        json!({ "name": "x", "scope": "a", "meta": [1] }),
+        json!({ "name": "x", "scope": "a", "unknown": 1 }),
+        json!({ "name": "x", "scope": "a", "owner": "nobody" }),
+    ] {
+        let refused = post(&server, &access, "/apikeys", bad.clone()).await;
+        assert!(
+            refused.status == StatusCode::BAD_REQUEST || refused.status == StatusCode::NOT_FOUND,
+            "{bad}: {}",
+            refused.body
+        );
+    }
+    for n in 0..4 {
+        let made = post(
+            &server,
+            &access,
+            "/apikeys",
+            json!({ "name": format!("k{n}"), "scope": "a" }),
+        )
+        .await;
+        expect(&made, StatusCode::CREATED, None);
+    }
+    let mut seen = BTreeSet::new();
+    let mut cursor = String::new();
+    loop {
+        let page = get(
+            &server,
+            &access,
+            &format!("/apikeys?limit=2&cursor={cursor}"),
+        )
+        .await;
+        expect(&page, StatusCode::OK, None);
+        for item in page.body["items"].as_array().unwrap() {
+            assert!(item.get("key").is_none());
+            assert!(seen.insert(item["id"].as_str().unwrap().to_string()));
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "every key once, nothing stored by a refusal");
+
+    let rotated = post(
+        &server,
+        &access,
+        &format!("/apikeys/{id}/rotate"),
+        json!({ "overlap_secs": 30 }),
+    )
+    .await;
+    expect(&rotated, StatusCode::OK, None);
+    assert_eq!(rotated.body["rotated_from"], id.as_str());
+    assert_ne!(rotated.body["key"], key.as_str());
+    let revoked = post(
+        &server,
+        &access,
+        &format!("/apikeys/{id}/revoke"),
+        json!({}),
+    )
+    .await;
+    expect(&revoked, StatusCode::OK, None);
+    assert!(revoked.body["revoked_at"].is_i64());
+    let again = post(
+        &server,
+        &access,
+        &format!("/apikeys/{id}/revoke"),
+        json!({}),
+    )
+    .await;
+    expect(&again, StatusCode::CONFLICT, Some("conflict"));
+    let missing = get(&server, &access, "/apikeys/key_nope").await;
+    expect(&missing, StatusCode::NOT_FOUND, Some("not_found"));
+
+    let kinds: Vec<String> = audit_table(&server)
+        .await
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    for kind in ["apikey.created", "apikey.rotated", "apikey.revoked"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    let listed = audit_table(&server).await;
+    assert!(
+        listed
+            .iter()
+            .all(|r| !r.detail.to_string().contains(&key[4..])),
+        "the key is not in the audit log"
+    );
+}
+
 crate::both_backends!(
+    api_keys_are_managed_through_the_api,
     no_token_is_401_and_a_token_without_the_scope_is_403,
     clients_made_through_the_api_are_what_the_cli_sees,
     a_rotated_secret_replaces_the_old_one_at_once,

@@ -18,6 +18,7 @@
 //! `temporarily_unavailable` (503). Lists are paginated by cursor:
 //! `?limit=&cursor=` answers `{"items": [...], "next_cursor": …}`.
 
+pub mod api_keys;
 pub mod audit;
 pub mod clients;
 pub mod keys;
@@ -83,6 +84,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/keys", get(keys::list))
         .route("/keys/rotate", post(keys::rotate))
         .route("/audit", get(audit::list))
+        .route("/apikeys", get(api_keys::list).post(api_keys::create))
+        .route("/apikeys/{id}", get(api_keys::show))
+        .route("/apikeys/{id}/revoke", post(api_keys::revoke))
+        .route("/apikeys/{id}/rotate", post(api_keys::rotate))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state, authenticate))

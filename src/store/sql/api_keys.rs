@@ -159,6 +159,21 @@ macro_rules! api_keys_sql {
                     rows.into_iter().map(ApiKey::try_from).collect()
                 }
 
+                async fn api_keys_page(
+                    &self,
+                    after_id: Option<&str>,
+                    limit: i64,
+                ) -> Result<Vec<ApiKey>, StoreError> {
+                    let rows: Vec<ApiKeyRow> = sqlx::query_as(select_api_keys!(
+                        "WHERE $1 IS NULL OR id > $1 ORDER BY id LIMIT $2"
+                    ))
+                    .bind(after_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter().map(ApiKey::try_from).collect()
+                }
+
                 async fn revoke_api_key(&self, id: &str, now: UnixTime) -> Result<bool, StoreError> {
                     let revoked = sqlx::query(
                         "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
