@@ -61,6 +61,7 @@ pub enum CursorList {
     Clients,
     Grants,
     Audit,
+    Resources,
 }
 
 impl CursorList {
@@ -70,6 +71,7 @@ impl CursorList {
             Self::Clients => "c",
             Self::Grants => "g",
             Self::Audit => "a",
+            Self::Resources => "r",
         }
     }
 

@@ -53,6 +53,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", "0004_revocation.sql", 4),
     migration!("sqlite", "0005_client_registration.sql", 5),
     migration!("sqlite", "0006_audit.sql", 6),
+    migration!("sqlite", "0007_resources.sql", 7),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -62,6 +63,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", "0004_revocation.sql", 4),
     migration!("postgres", "0005_client_registration.sql", 5),
     migration!("postgres", "0006_audit.sql", 6),
+    migration!("postgres", "0007_resources.sql", 7),
 ];
 
 /// `checksum` is NULL only in rows written before checksums were recorded;

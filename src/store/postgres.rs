@@ -12,7 +12,8 @@ use super::StoreError;
 use super::migrate::{self, run_migrations};
 use super::sql::{
     BackendDb, audit_sql, change_counters_sql, clients_sql, consents_sql, grants_sql,
-    interactions_sql, keys_sql, login_throttle_sql, revocations_sql, sessions_sql, users_sql,
+    interactions_sql, keys_sql, login_throttle_sql, resources_sql, revocations_sql, sessions_sql,
+    users_sql,
 };
 
 /// Advisory lock id for schema and key changes ("tessera" in ASCII).
@@ -78,6 +79,7 @@ impl PostgresStore {
 
 change_counters_sql!(PostgresStore);
 clients_sql!(PostgresStore);
+resources_sql!(PostgresStore);
 keys_sql!(PostgresStore);
 revocations_sql!(PostgresStore);
 users_sql!(PostgresStore);

@@ -17,7 +17,8 @@ use super::StoreError;
 use super::migrate::{self, run_migrations};
 use super::sql::{
     BackendDb, audit_sql, change_counters_sql, clients_sql, consents_sql, grants_sql,
-    interactions_sql, keys_sql, login_throttle_sql, revocations_sql, sessions_sql, users_sql,
+    interactions_sql, keys_sql, login_throttle_sql, resources_sql, revocations_sql, sessions_sql,
+    users_sql,
 };
 
 pub struct SqliteStore {
@@ -94,6 +95,7 @@ impl SqliteStore {
 
 change_counters_sql!(SqliteStore);
 clients_sql!(SqliteStore);
+resources_sql!(SqliteStore);
 keys_sql!(SqliteStore);
 revocations_sql!(SqliteStore);
 users_sql!(SqliteStore);
