@@ -192,6 +192,7 @@ impl AppState {
             tokens: self.tokens(),
             grants: &*self.store,
             users: &*self.store,
+            resources: &self.resources,
         }
     }
 
@@ -202,6 +203,7 @@ impl AppState {
             consents: &*self.store,
             grants: &*self.store,
             users: &*self.store,
+            resources: &self.resources,
         }
     }
 

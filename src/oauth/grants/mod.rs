@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::request::FormParams;
+use super::resource_cache::ResourceCache;
 use super::tokens::Tokens;
 use crate::domain::Client;
 use crate::error::{AppError, ErrorCode, OAuthError};
@@ -30,11 +31,13 @@ pub static REGISTRY: &[&dyn GrantHandler] = &[
     &Registered::<client_credentials::ClientCredentialsGrant>::NEW,
 ];
 
-/// What a grant may use: token signing and the stores of user grants.
+/// What a grant may use: token signing, the stores of user grants, and
+/// the registered resources (RFC 8707).
 pub struct GrantContext<'a> {
     pub tokens: Tokens<'a>,
     pub grants: &'a dyn GrantStore,
     pub users: &'a dyn UserStore,
+    pub resources: &'a ResourceCache,
 }
 
 /// One grant type: how it reads its parameters, and how it answers an
