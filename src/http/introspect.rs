@@ -1,17 +1,39 @@
 //! POST /introspect (RFC 7662 §2).
 
 use axum::extract::State;
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 
 use super::form::{OAuthForm, no_store_json};
 use crate::error::{AppError, OAuthError};
-use crate::oauth::{client_auth, introspect};
+use crate::oauth::introspect::Introspector;
+use crate::oauth::{client_auth, introspect, resource};
 use crate::state::AppState;
 
-pub async fn introspect(State(state): State<AppState>, form: OAuthForm) -> Response {
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Response {
     let result = async {
-        // RFC 7662 §2.1: the caller must be authorized; we require a
-        // confidential client's credentials.
+        // RFC 7662 §2.1: the caller must be authorized: a registered
+        // resource server with its own credentials (HTTP Basic, its
+        // identifier as the user name), or a confidential client.
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if let Some(resource) = resource::authenticate(&state.resources, authorization).await? {
+            let token = form.params.require("token")?;
+            return Ok(no_store_json(
+                introspect::introspect(
+                    &state.tokens(),
+                    &state.revocation_check(),
+                    Introspector::Resource(&resource),
+                    token,
+                )
+                .await?,
+            ));
+        }
         let client = client_auth::authenticate(&state.clients, form.credentials.clone()).await?;
         if client.is_public() {
             return Err(AppError::from(OAuthError::invalid_client(
@@ -20,8 +42,13 @@ pub async fn introspect(State(state): State<AppState>, form: OAuthForm) -> Respo
         }
         let token = form.params.require("token")?;
         Ok(no_store_json(
-            introspect::introspect(&state.tokens(), &state.revocation_check(), &client, token)
-                .await?,
+            introspect::introspect(
+                &state.tokens(),
+                &state.revocation_check(),
+                Introspector::Client(&client),
+                token,
+            )
+            .await?,
         ))
     }
     .await;

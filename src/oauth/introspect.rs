@@ -6,9 +6,16 @@ use super::access_token::{self, RevocationCheck};
 use super::tokens::Tokens;
 use crate::clock::UnixTime;
 use crate::crypto;
-use crate::domain::{Client, Grant, RefreshToken};
+use crate::domain::{Client, Grant, RefreshToken, Resource};
 use crate::error::AppError;
 use crate::store::GrantStore;
+
+/// Who asks (RFC 7662 §2.1): a confidential client, or a registered
+/// resource server with its own credentials.
+pub enum Introspector<'a> {
+    Client(&'a Client),
+    Resource(&'a Resource),
+}
 
 /// RFC 7662 §2.2. Anything we cannot vouch for (garbage, `alg: none`,
 /// expired, foreign, wrongly signed, revoked) is just `{"active": false}`.
@@ -18,14 +25,21 @@ use crate::store::GrantStore;
 pub async fn introspect(
     tokens: &Tokens<'_>,
     revoked: &RevocationCheck<'_>,
-    caller: &Client,
+    caller: Introspector<'_>,
     token: &str,
 ) -> Result<Value, AppError> {
     // RFC 7662 §4: only the client the token was issued to, or a resource
-    // server it is meant for (its `aud`), learns anything about it.
+    // server it is meant for (its `aud` includes it), learns anything
+    // about it; a token for another API is just inactive.
+    let meant_for_caller = |c: &access_token::AccessTokenClaims| match &caller {
+        Introspector::Client(client) => {
+            c.client_id == client.client_id || c.aud.contains(&client.client_id)
+        }
+        Introspector::Resource(resource) => c.aud.contains(&resource.identifier),
+    };
     if let Some(claims) = access_token::validate(tokens, revoked, token)
         .await?
-        .filter(|c| c.client_id == caller.client_id || c.aud == caller.client_id)
+        .filter(meant_for_caller)
     {
         let mut body = json!({
             "active": true,
@@ -47,7 +61,11 @@ pub async fn introspect(
         return Ok(body);
     }
     // A refresh token is only ever meaningful to the client holding it;
-    // nobody else learns anything about it (RFC 7662 §4, token scanning).
+    // nobody else, a resource server neither, learns anything about it
+    // (RFC 7662 §4, token scanning).
+    let Introspector::Client(caller) = caller else {
+        return Ok(json!({ "active": false }));
+    };
     if let Some((token, grant)) = live_refresh_token(revoked.grants, tokens.now(), token).await?
         && grant.client_id == caller.client_id
     {
