@@ -321,7 +321,9 @@ mod tests {
         let a = resource("urn:a", "a:read a:write", None, None);
         let scope = ScopeSet::parse("openid a:read b:read").unwrap();
         assert_eq!(
-            narrow_scope(&scope, std::slice::from_ref(&a)).unwrap().to_string(),
+            narrow_scope(&scope, std::slice::from_ref(&a))
+                .unwrap()
+                .to_string(),
             "a:read openid"
         );
         let err = narrow_scope(&ScopeSet::parse("b:read").unwrap(), &[a]).unwrap_err();
