@@ -63,6 +63,11 @@ async fn audit(
             if let Some(scope) = &issued.scope {
                 event = event.with_detail("scope", scope.as_str());
             }
+            // RFC 8707: which APIs the token is for (identifiers, no secret).
+            let resources: Vec<&str> = form.params.all("resource").collect();
+            if !resources.is_empty() {
+                event = event.with_detail("resources", resources);
+            }
             match subject_of(&issued.access_token) {
                 Some(sub) if sub != client_id => event.with_subject(&sub),
                 _ => event,
