@@ -1323,7 +1323,117 @@ async fn readme_rust_verifier_accepts_only_tokens_for_its_api(backend: Backend) 
     later.verify(access).await.unwrap();
 }
 
+/// Runs `program args…` from tests/resource_server; its exit status,
+/// stdout and stderr.
+async fn run_script(
+    program: &str,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+) -> (bool, String, String) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/resource_server");
+    let program = program.to_string();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(&program)
+            .args(&args)
+            .envs(env)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+fn on_path(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The README's Node (`jose`) and Python (PyJWT) verifiers, run against a
+/// live server: a token for the API passes (with its claims), one for
+/// another API or the default audience fails. Each is skipped, saying
+/// why, when its interpreter or its library (tests/resource_server/setup.sh,
+/// which `.ci/run` runs) is not installed.
+async fn readme_node_and_python_verifiers(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    two_apis(&server).await;
+    let (id, secret) = server.machine_client("billing:read calendar:read").await;
+    let (_, body) = cc(&server, &id, &secret, &[("resource", BILLING)]).await;
+    let good = body["access_token"].as_str().unwrap().to_string();
+    let (_, body) = cc(
+        &server,
+        &id,
+        &secret,
+        &[("resource", CALENDAR), ("resource", BILLING)],
+    )
+    .await;
+    let both = body["access_token"].as_str().unwrap().to_string();
+    let (_, body) = cc(&server, &id, &secret, &[("resource", CALENDAR)]).await;
+    let foreign = body["access_token"].as_str().unwrap().to_string();
+    let default_audience = token(&server, &id, &secret).await;
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/resource_server");
+    let checks = [
+        (
+            "node",
+            "verify.mjs",
+            dir.join("node_modules/jose").exists(),
+            vec![],
+        ),
+        (
+            "python3",
+            "verify.py",
+            dir.join(".pydeps/jwt").exists(),
+            vec![("PYTHONPATH", dir.join(".pydeps").display().to_string())],
+        ),
+    ];
+    for (program, script, installed, env) in checks {
+        if !on_path(program) {
+            eprintln!("skipped {script}: {program} is not installed");
+            continue;
+        }
+        if !installed {
+            eprintln!(
+                "skipped {script}: its library is not installed; run tests/resource_server/setup.sh"
+            );
+            continue;
+        }
+        let run = |token: &str| {
+            run_script(
+                program,
+                vec![
+                    script.into(),
+                    server.base.clone(),
+                    BILLING.into(),
+                    token.into(),
+                ],
+                env.clone(),
+            )
+        };
+        for valid in [&good, &both] {
+            let (ok, stdout, stderr) = run(valid).await;
+            assert!(ok, "{script} refused a token for its API: {stderr}");
+            let claims: Value = serde_json::from_str(stdout.trim()).unwrap();
+            assert_eq!(claims["client_id"], id.as_str(), "{script}");
+            assert_eq!(claims["iss"], server.base.as_str(), "{script}");
+        }
+        for invalid in [&foreign, &default_audience] {
+            let (ok, _, stderr) = run(invalid).await;
+            assert!(!ok, "{script} accepted a token for another audience");
+            assert!(stderr.contains("invalid token"), "{script}: {stderr}");
+        }
+    }
+}
+
 crate::both_backends!(
+    readme_node_and_python_verifiers,
     client_credentials_token_is_for_the_requested_resources,
     bad_resources_are_invalid_target,
     per_resource_lifetime_and_algorithm,
@@ -1336,3 +1446,56 @@ crate::both_backends!(
     admin_api_manages_resources,
     readme_rust_verifier_accepts_only_tokens_for_its_api,
 );
+
+/// The text between `COMMENT README: NAME (begin)` and `(end)` lines.
+fn marked<'a>(text: &'a str, comment: &str, name: &str) -> &'a str {
+    let begin = format!("{comment} README: {name} (begin)\n");
+    let start = text.find(&begin).unwrap() + begin.len();
+    let end = text[start..]
+        .find(&format!("{comment} README: {name} (end)"))
+        .unwrap();
+    &text[start..start + end]
+}
+
+/// The fenced block after `<!-- NAME -->` in the README.
+fn readme_block<'a>(readme: &'a str, name: &str) -> &'a str {
+    let marker = format!("<!-- {name} -->\n```");
+    let start = readme.find(&marker).unwrap() + marker.len();
+    let start = start + readme[start..].find('\n').unwrap() + 1;
+    let end = readme[start..].find("```").unwrap();
+    &readme[start..start + end]
+}
+
+/// The README shows exactly the code these tests run.
+#[test]
+fn readme_snippets_are_the_tested_code() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let readme = read("README.md");
+    let this = read("tests/it/resources.rs");
+    let rust = marked(&this, "//", "resource-server-rust");
+    let inner: Vec<&str> = rust.trim_end().lines().collect();
+    assert_eq!(inner.first(), Some(&"mod verifier {"));
+    assert_eq!(inner.last(), Some(&"}"));
+    let dedented: String = inner[1..inner.len() - 1]
+        .iter()
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert_eq!(readme_block(&readme, "resource-server-rust"), dedented);
+    assert_eq!(
+        readme_block(&readme, "resource-server-node"),
+        marked(
+            &read("tests/resource_server/verify.mjs"),
+            "//",
+            "resource-server-node"
+        )
+    );
+    assert_eq!(
+        readme_block(&readme, "resource-server-python"),
+        marked(
+            &read("tests/resource_server/verify.py"),
+            "#",
+            "resource-server-python"
+        )
+    );
+}
