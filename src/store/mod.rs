@@ -188,6 +188,16 @@ pub trait GrantStore: Send + Sync {
         client_id: &str,
         now: UnixTime,
     ) -> Result<CodeRedemption, StoreError>;
+    /// The grant of a code of `client_id` that is neither used nor
+    /// expired at `now`, without using it up: lets the token endpoint
+    /// refuse a request that asks for more than the code's grant holds
+    /// (RFC 8707 §2.2) before the code is consumed.
+    async fn pending_code_grant(
+        &self,
+        code_hash: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<Grant>, StoreError>;
     async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError>;
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError>;
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;

@@ -505,22 +505,31 @@ async fn a_code_exchange_may_not_widen_the_resources(backend: Backend) {
         .add("resource", BILLING);
     let browser = Browser::new(&server);
     let code = browser.code(&req, "alice").await;
-    let answer = token_request(
-        &server,
-        &rp,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &req.verifier),
-            ("resource", CALENDAR),
-        ],
-    )
-    .await;
-    assert_error(&answer, "invalid_target");
-
-    // Without `resource` at the token endpoint: the authorized one.
-    let code = browser.code(&req, "alice").await;
+    for widen in [CALENDAR, "https://unknown.example.com"] {
+        let answer = token_request(
+            &server,
+            &rp,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &req.verifier),
+                ("resource", widen),
+            ],
+        )
+        .await;
+        assert_error(&answer, "invalid_target");
+    }
+    // The refused requests did not use the code up: it still works, and
+    // without `resource` gives a token for the authorized one.
+    assert_eq!(
+        count(
+            &server,
+            "SELECT COUNT(*) FROM authorization_codes WHERE consumed_at IS NOT NULL"
+        )
+        .await,
+        0
+    );
     let body = browser::tokens(&server, &rp, &req, &code).await;
     let claims = payload_of(body["access_token"].as_str().unwrap());
     assert_eq!(claims["aud"], BILLING);

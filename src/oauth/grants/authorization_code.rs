@@ -41,9 +41,20 @@ impl Grant for AuthorizationCodeGrant {
     ) -> Result<TokenResponse, AppError> {
         let now = ctx.tokens.now();
         let invalid = |d: &'static str| AppError::from(OAuthError::invalid_grant(d));
-        // An unknown resource is refused before the code is used up; whether
-        // the known ones were authorized is only known from the code's grant.
-        resource::resolve(ctx.resources, &request.resources).await?;
+        // RFC 8707 §2.2: resources the code's grant does not hold, or that
+        // are unknown, are refused before the code is used up, so the
+        // client may retry with the same code.
+        if !request.resources.is_empty() {
+            resource::resolve(ctx.resources, &request.resources).await?;
+            let code_hash = crypto::hash_secret(&request.code);
+            if let Some(grant) = ctx
+                .grants
+                .pending_code_grant(&code_hash, &client.client_id, now)
+                .await?
+            {
+                resource::select_authorized(request.resources.clone(), &grant.resources)?;
+            }
+        }
         let code = match ctx
             .grants
             .consume_code(&crypto::hash_secret(&request.code), &client.client_id, now)

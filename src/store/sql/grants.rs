@@ -219,6 +219,27 @@ macro_rules! grants_sql {
                     })
                 }
 
+                async fn pending_code_grant(
+                    &self,
+                    code_hash: &str,
+                    client_id: &str,
+                    now: UnixTime,
+                ) -> Result<Option<Grant>, StoreError> {
+                    let row: Option<GrantRow> = sqlx::query_as(
+                        "SELECT g.grant_id, g.client_id, g.sub, g.scope, g.auth_time, g.sid, \
+                         g.created_at, g.expires_at, g.revoked_at, g.resources \
+                         FROM authorization_codes c JOIN grants g ON g.grant_id = c.grant_id \
+                         WHERE c.code_hash = $1 AND c.client_id = $2 \
+                         AND c.consumed_at IS NULL AND c.expires_at > $3",
+                    )
+                    .bind(code_hash)
+                    .bind(client_id)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(Grant::try_from).transpose()
+                }
+
                 async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError> {
                     let row: Option<GrantRow> = sqlx::query_as(
                         "SELECT grant_id, client_id, sub, scope, auth_time, sid, created_at, \
