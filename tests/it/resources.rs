@@ -374,10 +374,23 @@ fn two_api_request(rp: &Rp) -> AuthRequest {
 async fn one_authorization_for_two_apis_gives_a_token_for_each(backend: Backend) {
     let server = browser::start(backend).await;
     two_apis(&server).await;
-    add_user(&server, "alice").await;
+    let alice = add_user(&server, "alice").await;
     let rp = api_client(&server).await;
     let req = two_api_request(&rp);
     let code = Browser::new(&server).code(&req, "alice").await;
+    // The admin API shows what the grant was authorized for.
+    let (admin_id, admin_secret) = server.machine_client("tessera:admin").await;
+    let admin_token = token(&server, &admin_id, &admin_secret).await;
+    let (status, _, grants) = admin(
+        &server,
+        Some(&admin_token),
+        reqwest::Method::GET,
+        &format!("/users/{alice}/grants"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{grants}");
+    assert_eq!(grants["items"][0]["resources"], json!([BILLING, CALENDAR]));
 
     // The code, exchanged for billing only.
     let (status, body) = token_request(
