@@ -224,7 +224,7 @@ pub async fn parse(
     let resources =
         resource::requested(params).map_err(|e| fail(e.code, e.description.into_owned()))?;
     let scope = match resource::resolve(ctx.resources, &resources).await {
-        Ok(found) => resource::narrow_scope(&scope, &found)
+        Ok(found) => resource::narrow_scope(&scope, &found, params.get("scope").is_some())
             .map_err(|e| fail(e.code, e.description.into_owned()))?,
         Err(AppError::OAuth(e)) => return Err(fail(e.code, e.description.into_owned())),
         Err(e) => return Err(e.into()),

@@ -117,16 +117,22 @@ pub async fn resolve(
 
 /// `scope` narrowed to what `resources` define plus the OIDC scopes, so a
 /// token for an API carries no permission meant for another. Without
-/// resources it is unchanged. When scopes were asked for and none is
-/// left, the request is `invalid_scope`: nothing it asked for applies to
-/// these resources.
-pub fn narrow_scope(scope: &ScopeSet, resources: &[Arc<Resource>]) -> Result<ScopeSet, OAuthError> {
+/// resources it is unchanged. When the request asked for scopes
+/// (`asked`: a `scope` parameter) and none is left, it is `invalid_scope`:
+/// nothing it asked for applies to these resources. Scopes that were only
+/// defaulted (the client's registered ones, a grant's) may narrow to
+/// none: a token for an API that defines no scopes carries none.
+pub fn narrow_scope(
+    scope: &ScopeSet,
+    resources: &[Arc<Resource>],
+    asked: bool,
+) -> Result<ScopeSet, OAuthError> {
     if resources.is_empty() {
         return Ok(scope.clone());
     }
     let narrowed = scope
         .filtered(|s| OIDC_SCOPES.contains(&s) || resources.iter().any(|r| r.scopes.contains(s)));
-    if narrowed.is_empty() && !scope.is_empty() {
+    if asked && narrowed.is_empty() && !scope.is_empty() {
         return Err(OAuthError::invalid_scope(
             "none of the requested scopes is defined by the requested resources",
         ));
@@ -321,14 +327,17 @@ mod tests {
         let a = resource("urn:a", "a:read a:write", None, None);
         let scope = ScopeSet::parse("openid a:read b:read").unwrap();
         assert_eq!(
-            narrow_scope(&scope, std::slice::from_ref(&a))
+            narrow_scope(&scope, std::slice::from_ref(&a), true)
                 .unwrap()
                 .to_string(),
             "a:read openid"
         );
-        let err = narrow_scope(&ScopeSet::parse("b:read").unwrap(), &[a]).unwrap_err();
+        let b_read = ScopeSet::parse("b:read").unwrap();
+        let err = narrow_scope(&b_read, std::slice::from_ref(&a), true).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidScope);
-        assert_eq!(narrow_scope(&scope, &[]).unwrap(), scope);
+        // Defaulted scopes may narrow to none.
+        assert!(narrow_scope(&b_read, &[a], false).unwrap().is_empty());
+        assert_eq!(narrow_scope(&scope, &[], true).unwrap(), scope);
     }
 
     #[test]

@@ -159,6 +159,24 @@ async fn client_credentials_token_is_for_the_requested_resources(backend: Backen
         BILLING
     );
 
+    // An API that defines no scopes: a token without scope, unless the
+    // request asked for some (then nothing it asked for applies).
+    add(&server, "urn:example:plain", "Plain API", "", |_| {}).await;
+    let (status, body) = cc(&server, &id, &secret, &[("resource", "urn:example:plain")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("scope").is_none(), "{body}");
+    let claims = payload_of(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], "urn:example:plain");
+    assert!(claims.get("scope").is_none(), "{claims}");
+    let answer = cc(
+        &server,
+        &id,
+        &secret,
+        &[("resource", "urn:example:plain"), ("scope", "reports")],
+    )
+    .await;
+    assert_error(&answer, "invalid_scope");
+
     // Without `resource`: the issuer, and every registered scope, as before.
     let claims = payload_of(&token(&server, &id, &secret).await);
     assert_eq!(claims["aud"], server.base.as_str());

@@ -39,6 +39,7 @@ impl Grant for ClientCredentialsGrant {
         request: Self::Request,
     ) -> Result<TokenResponse, AppError> {
         let registered = client.scopes();
+        let asked = request.scope.is_some();
         // RFC 6749 §3.3: without a `scope` parameter the registered scopes apply.
         let scope = match request.scope {
             None => registered,
@@ -56,7 +57,7 @@ impl Grant for ClientCredentialsGrant {
         // only the scopes they define.
         let resources = resource::resolve(ctx.resources, &request.resources).await?;
         let target = TokenTarget::of(&resources)?;
-        let scope = resource::narrow_scope(&scope, &resources)?;
+        let scope = resource::narrow_scope(&scope, &resources, asked)?;
         let issued = access_token::issue(
             &ctx.tokens,
             client,

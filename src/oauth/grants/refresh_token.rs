@@ -141,8 +141,9 @@ pub async fn access_for(
     let selected = resource::select_authorized(requested, &grant.resources)?;
     let resources = resource::resolve(ctx.resources, &selected).await?;
     let target = TokenTarget::of(&resources)?;
+    let asked = narrowed.is_some();
     let scope = narrowed.unwrap_or_else(|| grant.scope.clone());
-    let scope = resource::narrow_scope(&scope, &resources)?;
+    let scope = resource::narrow_scope(&scope, &resources, asked)?;
     Ok(AccessFor { scope, target })
 }
 
