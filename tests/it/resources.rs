@@ -1472,7 +1472,67 @@ async fn readme_node_and_python_verifiers(backend: Backend) {
     }
 }
 
+async fn execute(server: &TestServer, sql: &str) {
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    if server.db.url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&server.db.url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    } else {
+        let pool = sqlx::PgPool::connect(&server.db.url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+}
+
+/// The store: every write moves the `resources` change counter (so other
+/// instances notice), a taken identifier is a conflict, and a corrupt row
+/// is an error, never a default.
+async fn store_counts_changes_and_refuses_corrupt_rows(backend: Backend) {
+    use tessera::store::StoreError;
+    let server = TestServer::start(backend).await;
+    let store = &server.state.store;
+    let before = store.change_versions().await.unwrap();
+    add(&server, BILLING, "Billing API", "billing:read", |_| {}).await;
+    let after_add = store.change_versions().await.unwrap();
+    assert_eq!(after_add.resources, before.resources + 1);
+    assert_eq!(after_add.clients, before.clients);
+    let again = store
+        .insert_resource(&store.resource(BILLING).await.unwrap().unwrap())
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(store.change_versions().await.unwrap(), after_add);
+    // Deleting nothing moves nothing.
+    assert!(!store.delete_resource(CALENDAR).await.unwrap());
+    assert_eq!(store.change_versions().await.unwrap(), after_add);
+
+    execute(
+        &server,
+        &format!("UPDATE resources SET signing_alg = 'HS256' WHERE identifier = '{BILLING}'"),
+    )
+    .await;
+    assert!(matches!(
+        store.resource(BILLING).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    execute(
+        &server,
+        &format!(
+            "UPDATE resources SET signing_alg = NULL, scopes = 'a\"b' WHERE identifier = '{BILLING}'"
+        ),
+    )
+    .await;
+    assert!(matches!(
+        store.resource(BILLING).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(store.delete_resource(BILLING).await.unwrap());
+    assert_eq!(
+        store.change_versions().await.unwrap().resources,
+        before.resources + 2
+    );
+}
+
 crate::both_backends!(
+    store_counts_changes_and_refuses_corrupt_rows,
     readme_node_and_python_verifiers,
     client_credentials_token_is_for_the_requested_resources,
     bad_resources_are_invalid_target,
