@@ -590,6 +590,64 @@ async fn a_code_exchange_may_not_widen_the_resources(backend: Backend) {
     );
 }
 
+/// Resources with different algorithms may be authorized together; each
+/// token is for one of them, and asking for both at once is refused
+/// without using the code up.
+async fn resources_with_different_algorithms_get_a_token_each(backend: Backend) {
+    let server = browser::start(backend).await;
+    add(&server, BILLING, "Billing API", "billing:read", |r| {
+        r.signing_alg = Some(SigningAlg::ES256)
+    })
+    .await;
+    add(&server, CALENDAR, "Calendar API", "calendar:read", |r| {
+        r.signing_alg = Some(SigningAlg::RS256)
+    })
+    .await;
+    add_user(&server, "alice").await;
+    let rp = api_client(&server).await;
+    let req = two_api_request(&rp);
+    let code = Browser::new(&server).code(&req, "alice").await;
+    let exchange = |resource: Option<&'static str>| {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", req.verifier.as_str()),
+        ];
+        form.extend(resource.map(|r| ("resource", r)));
+        let rp = &rp;
+        let server = &server;
+        async move { token_request(server, rp, &form).await }
+    };
+    let answer = exchange(None).await;
+    assert_error(&answer, "invalid_target");
+    assert!(
+        answer.1["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("algorithm")
+    );
+    let (status, body) = exchange(Some(CALENDAR)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let access = body["access_token"].as_str().unwrap();
+    assert_eq!(jwt_alg(access), jsonwebtoken::Algorithm::RS256);
+    assert_eq!(payload_of(access)["aud"], CALENDAR);
+    let (status, body) = token_request(
+        &server,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", body["refresh_token"].as_str().unwrap()),
+            ("resource", BILLING),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let access = body["access_token"].as_str().unwrap();
+    assert_eq!(jwt_alg(access), jsonwebtoken::Algorithm::ES256);
+    assert_eq!(payload_of(access)["aud"], BILLING);
+}
+
 async fn authorize_sends_invalid_target_to_the_client(backend: Backend) {
     let server = browser::start(backend).await;
     two_apis(&server).await;
@@ -1539,6 +1597,7 @@ crate::both_backends!(
     per_resource_lifetime_and_algorithm,
     one_authorization_for_two_apis_gives_a_token_for_each,
     a_code_exchange_may_not_widen_the_resources,
+    resources_with_different_algorithms_get_a_token_each,
     authorize_sends_invalid_target_to_the_client,
     consent_page_names_the_api,
     a_resource_introspects_only_tokens_meant_for_it,

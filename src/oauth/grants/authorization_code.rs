@@ -41,19 +41,17 @@ impl Grant for AuthorizationCodeGrant {
     ) -> Result<TokenResponse, AppError> {
         let now = ctx.tokens.now();
         let invalid = |d: &'static str| AppError::from(OAuthError::invalid_grant(d));
-        // RFC 8707 §2.2: resources the code's grant does not hold, or that
-        // are unknown, are refused before the code is used up, so the
-        // client may retry with the same code.
-        if !request.resources.is_empty() {
-            resource::resolve(ctx.resources, &request.resources).await?;
-            let code_hash = crypto::hash_secret(&request.code);
-            if let Some(grant) = ctx
-                .grants
-                .pending_code_grant(&code_hash, &client.client_id, now)
-                .await?
-            {
-                resource::select_authorized(request.resources.clone(), &grant.resources)?;
-            }
+        // RFC 8707 §2.2: what the requested resources make of the token
+        // (resources the code's grant does not hold, unknown ones, scopes
+        // they do not define, algorithms that cannot share a token) is
+        // refused before the code is used up, so the client may retry with
+        // the same code.
+        if let Some(grant) = ctx
+            .grants
+            .pending_code_grant(&crypto::hash_secret(&request.code), &client.client_id, now)
+            .await?
+        {
+            super::refresh_token::access_for(ctx, &grant, None, request.resources.clone()).await?;
         }
         let code = match ctx
             .grants
