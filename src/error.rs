@@ -10,8 +10,8 @@ use std::fmt;
 use crate::jose::KeyError;
 use crate::store::StoreError;
 
-/// Error codes of RFC 6749 §4.1.2.1 / §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1
-/// and OIDC Core §3.1.2.6.
+/// Error codes of RFC 6749 §4.1.2.1 / §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1,
+/// OIDC Core §3.1.2.6 and RFC 8707 §2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidRequest,
@@ -31,6 +31,9 @@ pub enum ErrorCode {
     InteractionRequired,
     RequestNotSupported,
     RequestUriNotSupported,
+    /// RFC 8707 §2: the requested resource is invalid, unknown, or not
+    /// one the client may get a token for.
+    InvalidTarget,
 }
 
 impl ErrorCode {
@@ -53,6 +56,7 @@ impl ErrorCode {
             Self::InteractionRequired => "interaction_required",
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::InvalidTarget => "invalid_target",
         }
     }
 }

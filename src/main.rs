@@ -1,5 +1,5 @@
-//! The `tessera` command line: serve, and manage users, clients and keys
-//! against the same database a running server uses.
+//! The `tessera` command line: serve, and manage users, clients, resources
+//! and keys against the same database a running server uses.
 
 // The lint policy of lib.rs (see there for why); this is its own crate root.
 #![forbid(unsafe_code)]
@@ -23,6 +23,7 @@ use tessera::service::api_keys::{self, NewApiKey};
 use tessera::service::audit::{self, Actor, AuditFilter, DbAuditSink};
 use tessera::service::keys;
 use tessera::service::page::{MAX_LIMIT, PageRequest};
+use tessera::service::resources::{self, NewResource};
 use tessera::service::users::{self, NewUser};
 use tessera::service::{ServiceError, clients};
 use tessera::state::{self, AppState};
@@ -54,6 +55,9 @@ enum Command {
     /// Manage registered clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage registered resources (APIs, RFC 8707).
+    #[command(subcommand)]
+    Resource(ResourceCommand),
     /// Inspect and rotate signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -198,6 +202,45 @@ enum ClientCommand {
 }
 
 #[derive(Subcommand)]
+enum ResourceCommand {
+    /// Register a resource (an API); prints it as JSON, with its secret
+    /// (only here) when `--with-secret` is given.
+    Add {
+        /// An absolute URI without a fragment: what clients send as
+        /// `resource` and tokens carry as `aud`.
+        #[arg(long)]
+        identifier: String,
+        /// Shown on the consent page beside its scopes.
+        #[arg(long)]
+        name: String,
+        /// Space-separated scopes that make sense for it.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Lifetime of access tokens for it (default: the server's).
+        #[arg(long)]
+        access_token_ttl_secs: Option<i64>,
+        /// Algorithm of access tokens for it (default: the client's).
+        #[arg(long)]
+        signing_alg: Option<SigningAlg>,
+        /// Give it a secret to introspect tokens with.
+        #[arg(long)]
+        with_secret: bool,
+    },
+    /// List registered resources.
+    List,
+    /// Show one resource.
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        identifier: String,
+    },
+    /// Delete a resource.
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        identifier: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// List signing keys (kid, alg, state, timestamps).
     List,
@@ -310,6 +353,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::User(cmd) => user_command(&config, cmd).await,
         Command::Client(cmd) => client_command(&config, cmd).await,
+        Command::Resource(cmd) => resource_command(&config, cmd).await,
         Command::Keys(cmd) => keys_command(&config, cmd).await,
         Command::Audit(cmd) => audit_command(&config, cmd).await,
         Command::Apikey(cmd) => api_key_command(&config, cmd).await,
@@ -632,6 +676,54 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
                 .await
                 .map_err(service_failure)?;
             print_json(&serde_json::json!({ "deleted": client_id }))
+        }
+    }
+}
+
+async fn resource_command(config: &Config, cmd: ResourceCommand) -> Result<(), Failure> {
+    let store = store::connect(&config.database_url).await?;
+    let store = store.as_ref();
+    let audit = &DbAuditSink { store };
+    let (clock, actor) = (&SystemClock, &Actor::Cli);
+    match cmd {
+        ResourceCommand::Add {
+            identifier,
+            name,
+            scope,
+            access_token_ttl_secs,
+            signing_alg,
+            with_secret,
+        } => {
+            let new = NewResource {
+                identifier,
+                name,
+                scope,
+                access_token_ttl_secs,
+                signing_alg,
+                with_secret,
+            };
+            let added = resources::add(store, clock, audit, actor, new)
+                .await
+                .map_err(service_failure)?;
+            print_json(&added.to_json())
+        }
+        ResourceCommand::List => {
+            let all = resources::list(store).await.map_err(service_failure)?;
+            print_json(&serde_json::Value::Array(
+                all.iter().map(|r| r.to_json(None)).collect(),
+            ))
+        }
+        ResourceCommand::Show { identifier } => {
+            let resource = resources::show(store, &identifier)
+                .await
+                .map_err(service_failure)?;
+            print_json(&resource.to_json(None))
+        }
+        ResourceCommand::Delete { identifier } => {
+            resources::delete(store, clock, audit, actor, &identifier)
+                .await
+                .map_err(service_failure)?;
+            print_json(&serde_json::json!({ "deleted": identifier }))
         }
     }
 }

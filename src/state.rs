@@ -20,6 +20,7 @@ use crate::oauth::authorize::AuthorizeContext;
 use crate::oauth::client_cache::ClientCache;
 use crate::oauth::grants::GrantContext;
 use crate::oauth::interaction::Interactions;
+use crate::oauth::resource_cache::ResourceCache;
 use crate::oauth::tokens::{RefreshSuccessors, Tokens};
 use crate::oidc::discovery;
 use crate::service::audit::{Actor, AuditQueue};
@@ -37,6 +38,8 @@ pub struct Inner {
     /// The discovery document, built once (it changes only with the config).
     pub discovery: serde_json::Value,
     pub clients: ClientCache,
+    /// Registered resources (RFC 8707), cached like clients.
+    pub resources: ResourceCache,
     /// The bounded queue sign-ins hash passwords through.
     pub hasher: PasswordHasher,
     /// Where audit events go: queued, written to the `audit_events` table
@@ -105,6 +108,7 @@ impl AppState {
             endpoints,
             discovery,
             clients: ClientCache::new(store.clone()),
+            resources: ResourceCache::new(store.clone()),
             hasher: PasswordHasher::new(
                 config.password_hash_concurrency(),
                 config.login.password_hash_queue,
@@ -200,6 +204,7 @@ impl AppState {
             users: &*self.store,
             api_keys: &*self.store,
             audit: &self.audit,
+            resources: &self.resources,
         }
     }
 
@@ -210,6 +215,7 @@ impl AppState {
             consents: &*self.store,
             grants: &*self.store,
             users: &*self.store,
+            resources: &self.resources,
         }
     }
 
@@ -318,6 +324,9 @@ impl AppState {
         let previous = self.versions.lock().map(|v| *v).unwrap_or_default();
         if latest.clients != previous.clients {
             self.clients.invalidate();
+        }
+        if latest.resources != previous.resources {
+            self.resources.invalidate();
         }
         if latest.keys != previous.keys {
             // On failure the versions stay old, so the next poll retries.

@@ -17,8 +17,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use tessera::jose::SigningAlg;
-use tessera::oauth::access_token::{self, ACCESS_TOKEN_TYP, AccessTokenClaims};
-use tessera::oauth::introspect;
+use tessera::oauth::access_token::{self, ACCESS_TOKEN_TYP, AccessTokenClaims, Audience};
+use tessera::oauth::introspect::{self, Introspector};
 use tessera::service::audit::LogAuditSink;
 use tessera_fuzz::{
     Fixture, ISSUER, LIVE_GRANT, MACHINE_CLIENT, NATIVE_CLIENT, NOW, REVOKED_GRANT, REVOKED_JTI,
@@ -103,7 +103,7 @@ fn sign(fixture: &Fixture, c: &Claims) -> Signed {
             .clone()
             .unwrap_or_else(|| ISSUER.to_string()),
         sub: c.sub.clone(),
-        aud: ISSUER.to_string(),
+        aud: Audience::One(ISSUER.to_string()),
         exp: NOW + i64::from(c.exp_offset),
         iat: NOW,
         jti: match &c.jti {
@@ -161,13 +161,18 @@ fn check(fixture: &Fixture, token: &str) -> (Option<AccessTokenClaims>, Option<A
             Ok(v) => v,
             Err(e) => panic!("validate failed: {e}"),
         };
-        let introspected =
-            match introspect::introspect(&tokens, &revoked, &LogAuditSink, &fixture.machine, token)
-                .await
-            {
-                Ok(v) => v,
-                Err(e) => panic!("introspect failed: {e}"),
-            };
+        let introspected = match introspect::introspect(
+            &tokens,
+            &revoked,
+            &LogAuditSink,
+            Introspector::Client(&fixture.machine),
+            token,
+        )
+        .await
+        {
+            Ok(v) => v,
+            Err(e) => panic!("introspect failed: {e}"),
+        };
         (validated, introspected)
     });
     if validated.is_some() {

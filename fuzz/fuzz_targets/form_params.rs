@@ -5,14 +5,16 @@
 //!
 //! Invariants: it accepts exactly what `application/x-www-form-urlencoded`
 //! decodes to at most `MAX_PARAMETERS` pairs without NUL and without a
-//! repeated name (RFC 6749 §3.1, §3.2), keeps those pairs in order, never
-//! holds two values for one name, and treats an empty value as omitted.
+//! repeated name (RFC 6749 §3.1, §3.2) other than the repeatable ones
+//! (`REPEATABLE`: RFC 8707 `resource`), keeps those pairs in order, never
+//! holds two values for any other name, and treats an empty value as
+//! omitted.
 
 use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
 use tessera::domain::ScopeSet;
-use tessera::oauth::request::{FormParams, MAX_PARAMETERS};
+use tessera::oauth::request::{FormParams, MAX_PARAMETERS, REPEATABLE};
 
 fuzz_target!(|data: &[u8]| {
     let decoded: Vec<(String, String)> = url::form_urlencoded::parse(data)
@@ -23,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
         && decoded
             .iter()
             .all(|(k, v)| !k.contains('\0') && !v.contains('\0'))
-        && decoded.iter().all(|(k, _)| names.insert(k.as_str()));
+        && decoded
+            .iter()
+            .all(|(k, _)| names.insert(k.as_str()) || REPEATABLE.contains(&k.as_str()));
 
     let params = match FormParams::parse(data) {
         Ok(params) => params,
@@ -46,7 +50,19 @@ fuzz_target!(|data: &[u8]| {
 
     let mut seen = HashSet::new();
     for (name, value) in &pairs {
-        assert!(seen.insert(*name), "two values for {name:?}");
+        let first = seen.insert(*name);
+        if REPEATABLE.contains(name) {
+            // Every non-empty value, in order; `get` is the first of them.
+            let values: Vec<&str> = pairs
+                .iter()
+                .filter(|(n, v)| n == name && !v.is_empty())
+                .map(|(_, v)| *v)
+                .collect();
+            assert_eq!(params.all(name).collect::<Vec<_>>(), values);
+            assert_eq!(params.get(name), values.first().copied());
+            continue;
+        }
+        assert!(first, "two values for {name:?}");
         let got = params.get(name);
         if value.is_empty() {
             assert_eq!(got, None, "an empty {name:?} counts as omitted");

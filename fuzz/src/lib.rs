@@ -190,6 +190,7 @@ async fn insert_grant(
         created_at: NOW - 60,
         expires_at: NOW + 86_400,
         revoked_at,
+        resources: vec![],
     };
     let code = AuthorizationCode {
         code_hash: format!("code-of-{grant_id}"),

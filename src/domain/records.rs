@@ -32,6 +32,9 @@ pub struct Grant {
     /// Absolute end of the refresh family.
     pub expires_at: UnixTime,
     pub revoked_at: Option<UnixTime>,
+    /// The resources (RFC 8707 identifiers) authorized with it; empty when
+    /// the authorization request named none.
+    pub resources: Vec<String>,
 }
 
 impl Grant {

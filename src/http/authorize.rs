@@ -254,6 +254,14 @@ async fn consent_page(
         .await?
         .map(|u| u.username)
         .unwrap_or_default();
+    // The person sees which API each scope is for. A resource deleted
+    // since the request was checked is just not named.
+    let resources =
+        match crate::oauth::resource::resolve(&state.resources, &pending.request.resources).await {
+            Ok(found) => found,
+            Err(AppError::OAuth(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
     Ok(pages::render(
         StatusCode::OK,
         &ConsentPage {
@@ -266,6 +274,12 @@ async fn consent_page(
                 .map(|s| ScopeView {
                     name: s.to_string(),
                     description: describe_scope(state, s),
+                    api: resources
+                        .iter()
+                        .filter(|r| r.scopes.contains(s))
+                        .map(|r| r.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })
                 .collect(),
             csrf_token,

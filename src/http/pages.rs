@@ -18,6 +18,9 @@ pub struct LoginPage {
 pub struct ScopeView {
     pub name: String,
     pub description: String,
+    /// The names of the requested APIs (RFC 8707 resources) that define
+    /// this scope, comma-separated; empty when none does.
+    pub api: String,
 }
 
 #[derive(Template)]

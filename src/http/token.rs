@@ -72,6 +72,11 @@ async fn audit(
             if let Some(key_id) = &claims.api_key_id {
                 event = event.with_detail("api_key_id", key_id.as_str());
             }
+            // RFC 8707: which APIs the token is for (identifiers, no secret).
+            let resources: Vec<&str> = form.params.all("resource").collect();
+            if !resources.is_empty() {
+                event = event.with_detail("resources", resources);
+            }
             if claims.sub != claims.client_id {
                 event = event.with_subject(&claims.sub);
             }

@@ -8,6 +8,7 @@ use crate::domain::Client;
 use crate::domain::scope::ScopeSet;
 use crate::error::AppError;
 use crate::jose::SigningAlg;
+use crate::oauth::resource::TokenTarget;
 use crate::oauth::tokens::Tokens;
 use crate::store::{ApiKeyStore, ClientStore, GrantStore, RevocationStore};
 
@@ -19,7 +20,7 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 pub struct AccessTokenClaims {
     pub iss: String,
     pub sub: String,
-    pub aud: String,
+    pub aud: Audience,
     pub exp: UnixTime,
     pub iat: UnixTime,
     pub jti: String,
@@ -38,6 +39,33 @@ pub struct AccessTokenClaims {
     pub api_key_id: Option<String>,
 }
 
+/// RFC 9068 §3 / RFC 7519 §4.1.3 `aud`: one string for one audience, an
+/// array for several (RFC 8707: one per requested resource). Resource
+/// servers' JWT libraries accept both shapes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// One string for one identifier, an array for several.
+    pub fn of(mut identifiers: Vec<String>) -> Self {
+        match identifiers.len() {
+            1 => Self::One(identifiers.remove(0)),
+            _ => Self::Many(identifiers),
+        }
+    }
+
+    pub fn contains(&self, identifier: &str) -> bool {
+        match self {
+            Self::One(aud) => aud == identifier,
+            Self::Many(auds) => auds.iter().any(|a| a == identifier),
+        }
+    }
+}
+
 /// Who the token is for: the client itself (client credentials) or a user
 /// through a grant.
 pub struct Subject<'a> {
@@ -51,20 +79,40 @@ pub struct IssuedAccessToken {
     pub claims: AccessTokenClaims,
 }
 
-/// Signs an access token for `client` with the algorithm it registered
-/// (or the server default). Nothing is written anywhere.
+/// Signs an access token for `client`. Its audience, lifetime and
+/// algorithm follow the requested resources (`target`) where they set
+/// them, else the configured audience, the server's lifetime and the
+/// algorithm the client registered (or the server default). Nothing is
+/// written anywhere.
 pub fn issue(
     tokens: &Tokens<'_>,
     client: &Client,
     subject: Subject<'_>,
     scope: &ScopeSet,
+    target: &TokenTarget,
 ) -> Result<IssuedAccessToken, AppError> {
     let now = tokens.now();
+    let aud = if target.audience.is_empty() {
+        Audience::One(tokens.audience().to_string())
+    } else {
+        Audience::of(target.audience.clone())
+    };
+    // A resource may shorten the lifetime, never stretch it past the
+    // longest one the server is configured for: retired signing keys and
+    // revocation entries are dropped after that, and a token outliving
+    // them would stop verifying, or come back to life after a revocation.
+    let longest = tokens
+        .settings
+        .access_token_ttl_secs
+        .max(tokens.settings.id_token_ttl_secs);
+    let ttl = target
+        .ttl_secs
+        .map_or(tokens.settings.access_token_ttl_secs, |t| t.min(longest));
     let claims = AccessTokenClaims {
         iss: tokens.issuer.to_string(),
         sub: subject.sub.to_string(),
-        aud: tokens.audience().to_string(),
-        exp: now + tokens.settings.access_token_ttl_secs,
+        aud,
+        exp: now + ttl,
         iat: now,
         jti: crypto::random_token(),
         client_id: client.client_id.clone(),
@@ -73,7 +121,9 @@ pub fn issue(
         grant_id: subject.grant_id.map(str::to_string),
         api_key_id: None,
     };
-    let alg = access_token_alg(tokens, client);
+    let alg = target
+        .alg
+        .unwrap_or_else(|| access_token_alg(tokens, client));
     let token = tokens.keys.sign(alg, ACCESS_TOKEN_TYP, &claims)?;
     Ok(IssuedAccessToken { token, claims })
 }

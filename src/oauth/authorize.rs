@@ -12,6 +12,8 @@ use super::grants::authorization_code;
 use super::pkce;
 use super::redirect;
 use super::request::FormParams;
+use super::resource;
+use super::resource_cache::ResourceCache;
 use super::response::{AuthorizationResponse, RedirectTarget, ResponseMode, ResponseType};
 use super::tokens::Tokens;
 use crate::auth::session::LoginSession;
@@ -31,6 +33,8 @@ pub struct AuthorizeContext<'a> {
     pub grants: &'a dyn GrantStore,
     /// For the claims of an ID token answered at once (`response_type=id_token`).
     pub users: &'a dyn UserStore,
+    /// The registered resources a request may name (RFC 8707).
+    pub resources: &'a ResourceCache,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +62,12 @@ pub struct AuthorizationRequest {
     /// The `sub` of a valid `id_token_hint`: only that user may be the
     /// answer (OIDC Core §3.1.2.1).
     pub hint_sub: Option<String>,
+    /// RFC 8707 §2.1: the registered resources the person is asked to
+    /// authorize; stored with the grant, so token requests may name any
+    /// of them (§2.2). Absent in interactions stored before resources
+    /// existed.
+    #[serde(default)]
+    pub resources: Vec<String>,
 }
 
 /// A validated request with its (cached) client.
@@ -207,6 +217,18 @@ pub async fn parse(
             format!("scope {extra:?} is not registered for this client"),
         ));
     }
+    // RFC 8707 §2.1: each resource must be registered; the consent page
+    // and the grant then cover only the scopes they define. Resources that
+    // cannot share a token (different algorithms) can still be authorized
+    // together: the token endpoint issues one token per resource.
+    let resources =
+        resource::requested(params).map_err(|e| fail(e.code, e.description.into_owned()))?;
+    let scope = match resource::resolve(ctx.resources, &resources).await {
+        Ok(found) => resource::narrow_scope(&scope, &found, params.get("scope").is_some())
+            .map_err(|e| fail(e.code, e.description.into_owned()))?,
+        Err(AppError::OAuth(e)) => return Err(fail(e.code, e.description.into_owned())),
+        Err(e) => return Err(e.into()),
+    };
     let code_challenge = pkce::validate_challenge(
         params.get("code_challenge"),
         params.get("code_challenge_method"),
@@ -298,6 +320,7 @@ pub async fn parse(
             max_age,
             login_hint: params.get("login_hint").map(str::to_string),
             hint_sub,
+            resources,
         },
         client,
     })
@@ -475,6 +498,7 @@ async fn issue_code(
         created_at: now,
         expires_at: now + settings.refresh_token_absolute_ttl_secs,
         revoked_at: None,
+        resources: req.resources.clone(),
     };
     let record = AuthorizationCode {
         code_hash: crypto::hash_secret(&code),

@@ -6,11 +6,18 @@ use super::access_token::{self, RevocationCheck};
 use super::tokens::Tokens;
 use crate::clock::UnixTime;
 use crate::crypto;
-use crate::domain::{ApiKeyOwner, Client, Grant, RefreshToken};
+use crate::domain::{ApiKeyOwner, Client, Grant, RefreshToken, Resource};
 use crate::error::AppError;
 use crate::service::api_keys::{self, VerifyCode};
 use crate::service::audit::{Actor, AuditSink};
 use crate::store::GrantStore;
+
+/// Who asks (RFC 7662 §2.1): a confidential client, or a registered
+/// resource server with its own credentials.
+pub enum Introspector<'a> {
+    Client(&'a Client),
+    Resource(&'a Resource),
+}
 
 /// RFC 7662 §2.2. Anything we cannot vouch for (garbage, `alg: none`,
 /// expired, foreign, wrongly signed, revoked) is just `{"active": false}`.
@@ -22,14 +29,21 @@ pub async fn introspect(
     tokens: &Tokens<'_>,
     revoked: &RevocationCheck<'_>,
     audit: &dyn AuditSink,
-    caller: &Client,
+    caller: Introspector<'_>,
     token: &str,
 ) -> Result<Value, AppError> {
     // RFC 7662 §4: only the client the token was issued to, or a resource
-    // server it is meant for (its `aud`), learns anything about it.
+    // server it is meant for (its `aud` includes it), learns anything
+    // about it; a token for another API is just inactive.
+    let meant_for_caller = |c: &access_token::AccessTokenClaims| match &caller {
+        Introspector::Client(client) => {
+            c.client_id == client.client_id || c.aud.contains(&client.client_id)
+        }
+        Introspector::Resource(resource) => c.aud.contains(&resource.identifier),
+    };
     if let Some(claims) = access_token::validate(tokens, revoked, token)
         .await?
-        .filter(|c| c.client_id == caller.client_id || c.aud == caller.client_id)
+        .filter(meant_for_caller)
     {
         let mut body = json!({
             "active": true,
@@ -54,10 +68,14 @@ pub async fn introspect(
     // counts against its rate limit). Refresh tokens (43 characters) and
     // JWTs (dots) never have this shape.
     if api_keys::looks_like_a_key(token) {
-        return api_key(tokens, revoked, audit, caller, token).await;
+        return api_key(tokens, revoked, audit, &caller, token).await;
     }
     // A refresh token is only ever meaningful to the client holding it;
-    // nobody else learns anything about it (RFC 7662 §4, token scanning).
+    // nobody else, a resource server neither, learns anything about it
+    // (RFC 7662 §4, token scanning).
+    let Introspector::Client(caller) = caller else {
+        return Ok(json!({ "active": false }));
+    };
     if let Some((token, grant)) = live_refresh_token(revoked.grants, tokens.now(), token).await?
         && grant.client_id == caller.client_id
     {
@@ -80,18 +98,15 @@ async fn api_key(
     tokens: &Tokens<'_>,
     revoked: &RevocationCheck<'_>,
     audit: &dyn AuditSink,
-    caller: &Client,
+    caller: &Introspector<'_>,
     token: &str,
 ) -> Result<Value, AppError> {
-    let verification = api_keys::verify(
-        revoked.api_keys,
-        tokens.clock,
-        audit,
-        &Actor::Client(caller.client_id.clone()),
-        token,
-        &[],
-    )
-    .await?;
+    let actor = match caller {
+        Introspector::Client(client) => Actor::Client(client.client_id.clone()),
+        Introspector::Resource(resource) => Actor::Resource(resource.identifier.clone()),
+    };
+    let verification =
+        api_keys::verify(revoked.api_keys, tokens.clock, audit, &actor, token, &[]).await?;
     let key = match (verification.code, verification.key) {
         (VerifyCode::Valid, Some(key)) => key,
         _ => return Ok(json!({ "active": false })),

@@ -13,6 +13,8 @@ pub mod pkce;
 pub mod redirect;
 pub mod registration;
 pub mod request;
+pub mod resource;
+pub mod resource_cache;
 pub mod response;
 pub mod revoke;
 pub mod token;

@@ -9,8 +9,12 @@ use crate::error::OAuthError;
 /// on the parser, refused before any other work.
 pub const MAX_PARAMETERS: usize = 128;
 
+/// Parameters that may be sent more than once: RFC 8707 §2 `resource`.
+pub const REPEATABLE: &[&str] = &["resource"];
+
 /// Form parameters with the RFC 6749 rules applied: a parameter sent twice
-/// is an error (§3.1, §3.2), one sent without a value counts as omitted.
+/// is an error (§3.1, §3.2) unless an extension makes it repeatable
+/// ([`REPEATABLE`]), one sent without a value counts as omitted.
 #[derive(Debug, Default)]
 pub struct FormParams(Vec<(String, String)>);
 
@@ -38,7 +42,7 @@ impl FormParams {
         }
         let mut seen = HashSet::with_capacity(pairs.len());
         for (name, _) in &pairs {
-            if !seen.insert(name.as_str()) {
+            if !seen.insert(name.as_str()) && !REPEATABLE.contains(&name.as_str()) {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter {name:?} is included more than once"
                 )));
@@ -51,6 +55,14 @@ impl FormParams {
         self.0
             .iter()
             .find(|(n, v)| n == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every non-empty value of a repeatable parameter, in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, v)| n == name && !v.is_empty())
             .map(|(_, v)| v.as_str())
     }
 
@@ -82,6 +94,12 @@ mod tests {
         let p = FormParams::parse(b"grant_type=client_credentials&scope=").unwrap();
         assert_eq!(p.get("scope"), None);
         assert_eq!(p.scope().unwrap(), None);
+    }
+
+    #[test]
+    fn resource_may_repeat() {
+        let p = FormParams::parse(b"resource=urn%3Aa&resource=&resource=urn%3Ab").unwrap();
+        assert_eq!(p.all("resource").collect::<Vec<_>>(), ["urn:a", "urn:b"]);
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum AuditKind {
     ClientUpdated,
     ClientDeleted,
     ClientSecretRotated,
+    /// A resource (API, RFC 8707) registered or deleted.
+    ResourceAdded,
+    ResourceDeleted,
     KeysRotated,
     KeyImported,
     SignInSucceeded,
@@ -69,6 +72,8 @@ impl AuditKind {
         Self::ClientUpdated,
         Self::ClientDeleted,
         Self::ClientSecretRotated,
+        Self::ResourceAdded,
+        Self::ResourceDeleted,
         Self::KeysRotated,
         Self::KeyImported,
         Self::SignInSucceeded,
@@ -98,6 +103,8 @@ impl AuditKind {
             Self::ClientUpdated => "client.updated",
             Self::ClientDeleted => "client.deleted",
             Self::ClientSecretRotated => "client.secret_rotated",
+            Self::ResourceAdded => "resource.added",
+            Self::ResourceDeleted => "resource.deleted",
             Self::KeysRotated => "keys.rotated",
             Self::KeyImported => "keys.imported",
             Self::SignInSucceeded => "signin.succeeded",
@@ -166,6 +173,9 @@ pub enum Actor {
     Anonymous,
     /// The server itself (its key rotation schedule).
     System,
+    /// A registered resource server with its own credentials (RFC 8707),
+    /// by identifier: it introspects and checks API keys.
+    Resource(String),
 }
 
 impl fmt::Display for Actor {
@@ -176,6 +186,7 @@ impl fmt::Display for Actor {
             Self::User(sub) => write!(f, "user:{sub}"),
             Self::Anonymous => f.write_str("anonymous"),
             Self::System => f.write_str("system"),
+            Self::Resource(identifier) => write!(f, "resource:{identifier}"),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod clients;
 pub mod keys;
 pub mod page;
+pub mod resources;
 pub mod users;
 
 use crate::store::StoreError;

@@ -62,6 +62,7 @@ pub enum CursorList {
     Grants,
     Audit,
     ApiKeys,
+    Resources,
 }
 
 impl CursorList {
@@ -72,6 +73,7 @@ impl CursorList {
             Self::Grants => "g",
             Self::Audit => "a",
             Self::ApiKeys => "k",
+            Self::Resources => "r",
         }
     }
 

@@ -297,6 +297,8 @@ pub struct GrantSummary {
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
     pub revoked_at: Option<UnixTime>,
+    /// The resources (RFC 8707 identifiers) it was authorized for.
+    pub resources: Vec<String>,
     /// Neither revoked nor expired: its refresh tokens still work.
     pub active: bool,
 }
@@ -312,6 +314,7 @@ impl GrantSummary {
             created_at: grant.created_at,
             expires_at: grant.expires_at,
             revoked_at: grant.revoked_at,
+            resources: grant.resources,
         }
     }
 }

@@ -53,6 +53,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", "0004_revocation.sql", 4),
     migration!("sqlite", "0005_client_registration.sql", 5),
     migration!("sqlite", "0006_audit.sql", 6),
+    migration!("sqlite", "0007_resources.sql", 7),
     migration!("sqlite", "0008_api_keys.sql", 8),
 ];
 
@@ -63,6 +64,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", "0004_revocation.sql", 4),
     migration!("postgres", "0005_client_registration.sql", 5),
     migration!("postgres", "0006_audit.sql", 6),
+    migration!("postgres", "0007_resources.sql", 7),
     migration!("postgres", "0008_api_keys.sql", 8),
 ];
 

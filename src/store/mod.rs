@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use crate::clock::UnixTime;
 use crate::domain::{
     ApiKey, AuthorizationCode, Client, CodeRedemption, Grant, Interaction, KeyUse, LoginFailures,
-    RefreshRotation, RefreshToken, ScopeSet, User,
+    RefreshRotation, RefreshToken, Resource, ScopeSet, User,
 };
 use crate::jose::KeyError;
 use crate::jose::SigningKeyRecord;
@@ -52,6 +52,7 @@ pub enum StoreError {
 pub struct ChangeVersions {
     pub clients: i64,
     pub keys: i64,
+    pub resources: i64,
 }
 
 #[async_trait]
@@ -84,6 +85,26 @@ pub trait ClientStore: Send + Sync {
         after: Option<(UnixTime, &str)>,
         limit: i64,
     ) -> Result<Vec<Client>, StoreError>;
+}
+
+/// Registered resources (APIs, RFC 8707). Writes bump the `resources`
+/// change counter in the same transaction, so every instance's cache
+/// notices.
+#[async_trait]
+pub trait ResourceStore: Send + Sync {
+    /// `StoreError::Conflict` when the identifier is taken.
+    async fn insert_resource(&self, resource: &Resource) -> Result<(), StoreError>;
+    async fn resource(&self, identifier: &str) -> Result<Option<Resource>, StoreError>;
+    /// Every resource, by identifier.
+    async fn resources(&self) -> Result<Vec<Resource>, StoreError>;
+    /// At most `limit` resources in identifier order, those after `after`.
+    async fn resources_page(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Resource>, StoreError>;
+    /// `false` when there was no such resource.
+    async fn delete_resource(&self, identifier: &str) -> Result<bool, StoreError>;
 }
 
 /// The function that decides key changes from the stored keys; it runs
@@ -168,6 +189,16 @@ pub trait GrantStore: Send + Sync {
         client_id: &str,
         now: UnixTime,
     ) -> Result<CodeRedemption, StoreError>;
+    /// The grant of a code of `client_id` that is neither used nor
+    /// expired at `now`, without using it up: lets the token endpoint
+    /// refuse a request that asks for more than the code's grant holds
+    /// (RFC 8707 §2.2) before the code is consumed.
+    async fn pending_code_grant(
+        &self,
+        code_hash: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<Grant>, StoreError>;
     async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError>;
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError>;
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
@@ -444,6 +475,7 @@ pub trait AuditStore: Send + Sync {
 
 pub trait Store:
     ClientStore
+    + ResourceStore
     + KeyStore
     + RevocationStore
     + ChangeStore
@@ -460,6 +492,7 @@ pub trait Store:
 }
 impl<T> Store for T where
     T: ClientStore
+        + ResourceStore
         + KeyStore
         + RevocationStore
         + ChangeStore

@@ -119,6 +119,13 @@ impl AuthRequest {
         self
     }
 
+    /// Adds one more `key=value`, keeping any already there (a repeatable
+    /// parameter such as RFC 8707 `resource`).
+    pub(crate) fn add(mut self, key: &str, value: &str) -> Self {
+        self.params.push((key.into(), value.into()));
+        self
+    }
+
     pub(crate) fn unset(mut self, key: &str) -> Self {
         self.params.retain(|(k, _)| k != key);
         self

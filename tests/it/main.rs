@@ -19,6 +19,7 @@ mod ops;
 mod outage;
 mod properties;
 mod registration;
+mod resources;
 mod revocation;
 mod secrets_in_logs;
 mod store;

@@ -251,6 +251,63 @@ async fn no_secret_reaches_the_logs(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     secrets.push(machine_token["access_token"].as_str().unwrap().to_string());
 
+    // Issue 9: a resource with a secret (made by the CLI), a token for it
+    // (with the resource named), introspected by the resource as itself,
+    // once with a wrong secret.
+    const API: &str = "https://api.example.com";
+    let resource = json_of(cli_on(
+        &db.url,
+        &[
+            "resource",
+            "add",
+            "--identifier",
+            API,
+            "--name",
+            "API",
+            "--scope",
+            "read",
+            "--with-secret",
+        ],
+        None,
+    ));
+    let resource_secret = resource["secret"].as_str().unwrap().to_string();
+    secrets.push(resource_secret.clone());
+    let for_api = || {
+        post(
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("resource", API.into()),
+            ],
+            machine_id.clone(),
+            machine_secret.clone(),
+            "/token",
+        )
+    };
+    eventually("the server knows the resource", || async {
+        for_api().await.0 == StatusCode::OK
+    })
+    .await;
+    let (_, for_api) = for_api().await;
+    let api_token = for_api["access_token"].as_str().unwrap().to_string();
+    secrets.push(api_token.clone());
+    let (status, body) = post(
+        vec![("token", api_token.clone())],
+        API.into(),
+        resource_secret.clone(),
+        "/introspect",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["active"], true);
+    let (status, _) = post(
+        vec![("token", api_token)],
+        API.into(),
+        "not-the-resource-secret".into(),
+        "/introspect",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
     drop(server);
     let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
     assert!(

@@ -245,6 +245,7 @@ async fn corrupt_rows_are_errors_not_defaults(backend: Backend) {
         created_at: now,
         expires_at: now + 3600,
         revoked_at: None,
+        resources: vec![],
     };
     let code = AuthorizationCode {
         code_hash: hash_secret("code"),

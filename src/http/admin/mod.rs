@@ -22,6 +22,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod clients;
 pub mod keys;
+pub mod resources;
 pub mod users;
 
 use axum::Router;
@@ -80,6 +81,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/users/{sub}/consents/{client_id}",
             get(users::consent).delete(users::revoke_consent),
+        )
+        .route("/resources", get(resources::list).post(resources::create))
+        .route(
+            "/resources/{identifier}",
+            get(resources::show).delete(resources::delete),
         )
         .route("/keys", get(keys::list))
         .route("/keys/rotate", post(keys::rotate))

@@ -7,6 +7,7 @@ use crate::domain::{Client, CodeRedemption};
 use crate::error::{AppError, OAuthError};
 use crate::oauth::pkce;
 use crate::oauth::request::FormParams;
+use crate::oauth::resource;
 
 pub const GRANT_TYPE: &str = "authorization_code";
 
@@ -16,6 +17,8 @@ pub struct AuthorizationCodeRequest {
     pub code: String,
     pub redirect_uri: Option<String>,
     pub code_verifier: Option<String>,
+    /// RFC 8707 §2.2: the resources the access token is for.
+    pub resources: Vec<String>,
 }
 
 impl Grant for AuthorizationCodeGrant {
@@ -27,6 +30,7 @@ impl Grant for AuthorizationCodeGrant {
             code: params.require("code")?.to_string(),
             redirect_uri: params.get("redirect_uri").map(str::to_string),
             code_verifier: params.get("code_verifier").map(str::to_string),
+            resources: resource::requested(params)?,
         })
     }
 
@@ -37,6 +41,18 @@ impl Grant for AuthorizationCodeGrant {
     ) -> Result<TokenResponse, AppError> {
         let now = ctx.tokens.now();
         let invalid = |d: &'static str| AppError::from(OAuthError::invalid_grant(d));
+        // RFC 8707 §2.2: what the requested resources make of the token
+        // (resources the code's grant does not hold, unknown ones, scopes
+        // they do not define, algorithms that cannot share a token) is
+        // refused before the code is used up, so the client may retry with
+        // the same code.
+        if let Some(grant) = ctx
+            .grants
+            .pending_code_grant(&crypto::hash_secret(&request.code), &client.client_id, now)
+            .await?
+        {
+            super::refresh_token::access_for(ctx, &grant, None, request.resources.clone()).await?;
+        }
         let code = match ctx
             .grants
             .consume_code(&crypto::hash_secret(&request.code), &client.client_id, now)
@@ -78,6 +94,8 @@ impl Grant for AuthorizationCodeGrant {
             .await?
             .filter(|g| g.is_live(now))
             .ok_or_else(|| invalid("the authorization was revoked"))?;
-        super::refresh_token::respond(ctx, client, &grant, None, code.nonce.as_deref(), true).await
+        let access = super::refresh_token::access_for(ctx, &grant, None, request.resources).await?;
+        super::refresh_token::respond(ctx, client, &grant, access, code.nonce.as_deref(), true)
+            .await
     }
 }

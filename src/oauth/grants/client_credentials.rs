@@ -1,5 +1,6 @@
-//! The client credentials grant (RFC 6749 §4.4). It writes nothing: the
-//! client comes from the cache and the token is a self-contained JWT.
+//! The client credentials grant (RFC 6749 §4.4), with resource indicators
+//! (RFC 8707 §2). It writes nothing: the client and the resources come
+//! from caches and the token is a self-contained JWT.
 
 use super::{Grant, GrantContext, TokenResponse};
 use crate::domain::Client;
@@ -7,6 +8,7 @@ use crate::domain::scope::ScopeSet;
 use crate::error::{AppError, OAuthError};
 use crate::oauth::access_token::{self, Subject};
 use crate::oauth::request::FormParams;
+use crate::oauth::resource::{self, TokenTarget};
 
 pub const GRANT_TYPE: &str = "client_credentials";
 
@@ -14,6 +16,8 @@ pub struct ClientCredentialsGrant;
 
 pub struct ClientCredentialsRequest {
     pub scope: Option<ScopeSet>,
+    /// RFC 8707 §2: the resources the token is for.
+    pub resources: Vec<String>,
 }
 
 impl Grant for ClientCredentialsGrant {
@@ -25,6 +29,7 @@ impl Grant for ClientCredentialsGrant {
     fn parse(params: &FormParams) -> Result<Self::Request, OAuthError> {
         Ok(ClientCredentialsRequest {
             scope: params.scope()?,
+            resources: resource::requested(params)?,
         })
     }
 
@@ -34,6 +39,7 @@ impl Grant for ClientCredentialsGrant {
         request: Self::Request,
     ) -> Result<TokenResponse, AppError> {
         let registered = client.scopes();
+        let asked = request.scope.is_some();
         // RFC 6749 §3.3: without a `scope` parameter the registered scopes apply.
         let scope = match request.scope {
             None => registered,
@@ -47,6 +53,11 @@ impl Grant for ClientCredentialsGrant {
                 requested
             }
         };
+        // RFC 8707 §2: the token is for the requested resources only, with
+        // only the scopes they define.
+        let resources = resource::resolve(ctx.resources, &request.resources).await?;
+        let target = TokenTarget::of(&resources)?;
+        let scope = resource::narrow_scope(&scope, &resources, asked)?;
         let issued = access_token::issue(
             &ctx.tokens,
             client,
@@ -56,6 +67,7 @@ impl Grant for ClientCredentialsGrant {
                 grant_id: None,
             },
             &scope,
+            &target,
         )?;
         Ok(TokenResponse {
             issued_token_type: None,

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::request::FormParams;
+use super::resource_cache::ResourceCache;
 use super::tokens::Tokens;
 use crate::domain::Client;
 use crate::error::{AppError, ErrorCode, OAuthError};
@@ -34,13 +35,15 @@ pub static REGISTRY: &[&dyn GrantHandler] = &[
 ];
 
 /// What a grant may use: token signing, the stores of user grants and of
-/// API keys, and the audit log (for refused uses of an API key).
+/// API keys, the registered resources (RFC 8707), and the audit log (for
+/// refused uses of an API key).
 pub struct GrantContext<'a> {
     pub tokens: Tokens<'a>,
     pub grants: &'a dyn GrantStore,
     pub users: &'a dyn UserStore,
     pub api_keys: &'a dyn ApiKeyStore,
     pub audit: &'a dyn AuditSink,
+    pub resources: &'a ResourceCache,
 }
 
 /// One grant type: how it reads its parameters, and how it answers an

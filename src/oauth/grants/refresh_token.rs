@@ -10,6 +10,7 @@ use crate::domain::{Client, Grant as UserGrant, RefreshRotation, RefreshToken};
 use crate::error::{AppError, OAuthError};
 use crate::oauth::access_token::{self, Subject};
 use crate::oauth::request::FormParams;
+use crate::oauth::resource::{self, TokenTarget};
 use crate::oauth::tokens::Tokens;
 use crate::oidc::id_token::{self, IdTokenInput};
 
@@ -24,6 +25,8 @@ pub struct RefreshTokenGrant;
 pub struct RefreshTokenRequest {
     pub refresh_token: String,
     pub scope: Option<ScopeSet>,
+    /// RFC 8707 §2.2: the resources the new access token is for.
+    pub resources: Vec<String>,
 }
 
 impl Grant for RefreshTokenGrant {
@@ -34,6 +37,7 @@ impl Grant for RefreshTokenGrant {
         Ok(RefreshTokenRequest {
             refresh_token: params.require("refresh_token")?.to_string(),
             scope: params.scope()?,
+            resources: resource::requested(params)?,
         })
     }
 
@@ -69,6 +73,9 @@ impl Grant for RefreshTokenGrant {
             ))
             .into());
         }
+        // RFC 8707 §2.2: only resources the grant covers; also checked
+        // before rotating.
+        let issue = access_for(ctx, &grant, request.scope, request.resources).await?;
         // Derived from the presented token, not random: a racing refresh
         // within the grace window gets this same successor (issue 7.9).
         let new_token = ctx
@@ -94,7 +101,7 @@ impl Grant for RefreshTokenGrant {
             }
             RefreshRotation::Invalid => return Err(invalid("the refresh token is invalid")),
         }
-        let mut response = respond(ctx, client, &grant, request.scope, None, false).await?;
+        let mut response = respond(ctx, client, &grant, issue, None, false).await?;
         response.refresh_token = Some(new_token);
         Ok(response)
     }
@@ -112,6 +119,34 @@ fn refresh_record(tokens: &Tokens<'_>, grant: &UserGrant, token: &str) -> Refres
     }
 }
 
+/// What an access token issued under a grant is for: its scope and its
+/// resources.
+pub struct AccessFor {
+    pub scope: ScopeSet,
+    pub target: TokenTarget,
+}
+
+/// The scope (`narrowed`, already checked against the grant, or the
+/// grant's) and resources of an access token issued under `grant`.
+/// RFC 8707 §2.2: the requested resources must all have been authorized
+/// (none requested: all of them), so one authorization for two APIs
+/// yields a token for each in turn; the scope is narrowed to what they
+/// define (`oauth::resource::narrow_scope`).
+pub async fn access_for(
+    ctx: &GrantContext<'_>,
+    grant: &UserGrant,
+    narrowed: Option<ScopeSet>,
+    requested: Vec<String>,
+) -> Result<AccessFor, AppError> {
+    let selected = resource::select_authorized(requested, &grant.resources)?;
+    let resources = resource::resolve(ctx.resources, &selected).await?;
+    let target = TokenTarget::of(&resources)?;
+    let asked = narrowed.is_some();
+    let scope = narrowed.unwrap_or_else(|| grant.scope.clone());
+    let scope = resource::narrow_scope(&scope, &resources, asked)?;
+    Ok(AccessFor { scope, target })
+}
+
 /// The token response for a user's grant: an access token, an ID token
 /// when `openid` is in scope, and (on first issue) a refresh token when
 /// `offline_access` was granted to a client registered for refresh.
@@ -119,7 +154,7 @@ pub async fn respond(
     ctx: &GrantContext<'_>,
     client: &Client,
     grant: &UserGrant,
-    narrowed: Option<ScopeSet>,
+    access: AccessFor,
     nonce: Option<&str>,
     first_issue: bool,
 ) -> Result<TokenResponse, AppError> {
@@ -128,7 +163,7 @@ pub async fn respond(
         .user(&grant.sub)
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
-    let scope = narrowed.unwrap_or_else(|| grant.scope.clone());
+    let AccessFor { scope, target } = access;
     let issued = access_token::issue(
         &ctx.tokens,
         client,
@@ -138,6 +173,7 @@ pub async fn respond(
             grant_id: Some(&grant.grant_id),
         },
         &scope,
+        &target,
     )?;
     let id_token = if scope.contains("openid") {
         Some(id_token::issue(

@@ -8,14 +8,16 @@
 //! `sub`; the key id for a key nobody owns), its `client_id` the owning
 //! client or else the key id, and it carries `api_key_id`, so that revoking
 //! the key ends it (`access_token::validate`). Each exchange counts as a
-//! use of the key against its rate limit.
+//! use of the key against its rate limit. `resource` (RFC 8707) narrows
+//! the audience, scopes, lifetime and algorithm as for every grant.
 
 use super::{Grant, GrantContext, TokenResponse};
 use crate::domain::scope::ScopeSet;
 use crate::domain::{ApiKey, ApiKeyOwner, Client};
 use crate::error::{AppError, ErrorCode, OAuthError};
-use crate::oauth::access_token::{ACCESS_TOKEN_TYP, AccessTokenClaims};
+use crate::oauth::access_token::{ACCESS_TOKEN_TYP, AccessTokenClaims, Audience};
 use crate::oauth::request::FormParams;
+use crate::oauth::resource::{self, TokenTarget};
 use crate::service::api_keys::{self, VerifyCode};
 use crate::service::audit::Actor;
 
@@ -31,6 +33,8 @@ pub struct TokenExchangeRequest {
     subject_token: String,
     subject_token_type: String,
     scope: Option<ScopeSet>,
+    /// RFC 8707 §2 (RFC 8693 §2.1 names it too): the APIs the token is for.
+    resources: Vec<String>,
 }
 
 impl Grant for TokenExchangeGrant {
@@ -58,6 +62,7 @@ impl Grant for TokenExchangeGrant {
             subject_token,
             subject_token_type,
             scope: params.scope()?,
+            resources: resource::requested(params)?,
         })
     }
 
@@ -86,6 +91,11 @@ impl Grant for TokenExchangeGrant {
             ))
             .into());
         }
+        // RFC 8707 §2: the token is for the requested resources only, with
+        // only the scopes they define, as for every grant. Checked before
+        // the key, so a bad `resource` uses up nothing of its rate limit.
+        let resources = resource::resolve(ctx.resources, &request.resources).await?;
+        let target = TokenTarget::of(&resources)?;
         let verification = api_keys::verify(
             ctx.api_keys,
             ctx.tokens.clock,
@@ -106,6 +116,7 @@ impl Grant for TokenExchangeGrant {
                 .into());
             }
         };
+        let asked = request.scope.is_some();
         let scope = match request.scope {
             None => key.scopes.clone(),
             Some(requested) => {
@@ -118,7 +129,8 @@ impl Grant for TokenExchangeGrant {
                 requested
             }
         };
-        issue(ctx, &key, &scope)
+        let scope = resource::narrow_scope(&scope, &resources, asked)?;
+        issue(ctx, &key, &scope, &target)
     }
 }
 
@@ -126,6 +138,7 @@ fn issue(
     ctx: &GrantContext<'_>,
     key: &ApiKey,
     scope: &ScopeSet,
+    target: &TokenTarget,
 ) -> Result<TokenResponse, AppError> {
     let tokens = &ctx.tokens;
     let now = tokens.now();
@@ -134,11 +147,22 @@ fn issue(
         ApiKeyOwner::User(sub) => (sub.clone(), key.id.clone()),
         ApiKeyOwner::Unowned => (key.id.clone(), key.id.clone()),
     };
+    let aud = if target.audience.is_empty() {
+        Audience::One(tokens.audience().to_string())
+    } else {
+        Audience::of(target.audience.clone())
+    };
+    // A resource may shorten the lifetime, never lengthen it.
+    let ttl = target
+        .ttl_secs
+        .map_or(tokens.settings.api_key_exchange_ttl_secs, |t| {
+            t.min(tokens.settings.api_key_exchange_ttl_secs)
+        });
     let claims = AccessTokenClaims {
         iss: tokens.issuer.to_string(),
         sub,
-        aud: tokens.audience().to_string(),
-        exp: now + tokens.settings.api_key_exchange_ttl_secs,
+        aud,
+        exp: now + ttl,
         iat: now,
         jti: crate::crypto::random_token(),
         client_id,
@@ -147,11 +171,10 @@ fn issue(
         grant_id: None,
         api_key_id: Some(key.id.clone()),
     };
-    let token = tokens.keys.sign(
-        tokens.settings.default_access_token_alg,
-        ACCESS_TOKEN_TYP,
-        &claims,
-    )?;
+    let alg = target
+        .alg
+        .unwrap_or(tokens.settings.default_access_token_alg);
+    let token = tokens.keys.sign(alg, ACCESS_TOKEN_TYP, &claims)?;
     Ok(TokenResponse {
         access_token: token,
         // RFC 8693 §2.2.1: REQUIRED in a token exchange response.

@@ -1,5 +1,5 @@
-//! Change counters: versions of the cached data (clients, keys), bumped in
-//! the same transaction as every change and polled by each server.
+//! Change counters: versions of the cached data (clients, keys, resources),
+//! bumped in the same transaction as every change and polled by each server.
 
 /// A `change_counters` row.
 #[derive(sqlx::FromRow)]
@@ -43,6 +43,7 @@ macro_rules! change_counters_sql {
                         match row.name.as_str() {
                             "clients" => versions.clients = row.version,
                             "keys" => versions.keys = row.version,
+                            "resources" => versions.resources = row.version,
                             _ => {}
                         }
                     }

@@ -5,6 +5,19 @@ use super::scope_from_column;
 use crate::domain::{AuthorizationCode, Grant, RefreshToken};
 use crate::store::StoreError;
 
+/// The stored form of a grant's resources: space-separated. An identifier
+/// that is empty or holds whitespace would not read back as itself, so it
+/// is refused (`oauth::resource` never lets one through).
+pub(in crate::store) fn resources_column(resources: &[String]) -> Result<String, StoreError> {
+    if let Some(bad) = resources
+        .iter()
+        .find(|r| r.is_empty() || r.contains(char::is_whitespace))
+    {
+        return Err(StoreError::Unstorable(format!("the resource {bad:?}")));
+    }
+    Ok(resources.join(" "))
+}
+
 /// A `grants` row.
 #[derive(sqlx::FromRow)]
 pub(in crate::store) struct GrantRow {
@@ -17,6 +30,8 @@ pub(in crate::store) struct GrantRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// Space-separated resource identifiers (RFC 8707), '' for none.
+    pub resources: String,
 }
 
 impl TryFrom<GrantRow> for Grant {
@@ -35,6 +50,12 @@ impl TryFrom<GrantRow> for Grant {
             created_at: row.created_at,
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
+            resources: row
+                .resources
+                .split(' ')
+                .filter(|r| !r.is_empty())
+                .map(String::from)
+                .collect(),
         })
     }
 }
@@ -105,7 +126,9 @@ macro_rules! grants_sql {
             use $crate::domain::{
                 AuthorizationCode, CodeRedemption, Grant, RefreshRotation, RefreshToken,
             };
-            use $crate::store::sql::grants::{CodeRow, CodeUseRow, GrantRow, RefreshRow};
+            use $crate::store::sql::grants::{
+                CodeRow, CodeUseRow, GrantRow, RefreshRow, resources_column,
+            };
             use $crate::store::{GrantStore, StoreError};
 
             #[async_trait::async_trait]
@@ -118,8 +141,8 @@ macro_rules! grants_sql {
                     let mut tx = self.pool.begin().await?;
                     sqlx::query(
                         "INSERT INTO grants (grant_id, client_id, sub, scope, auth_time, sid, \
-                         created_at, expires_at, revoked_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                         created_at, expires_at, revoked_at, resources) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     )
                     .bind(&g.grant_id)
                     .bind(&g.client_id)
@@ -130,6 +153,7 @@ macro_rules! grants_sql {
                     .bind(g.created_at)
                     .bind(g.expires_at)
                     .bind(g.revoked_at)
+                    .bind(resources_column(&g.resources)?)
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query(
@@ -195,10 +219,31 @@ macro_rules! grants_sql {
                     })
                 }
 
+                async fn pending_code_grant(
+                    &self,
+                    code_hash: &str,
+                    client_id: &str,
+                    now: UnixTime,
+                ) -> Result<Option<Grant>, StoreError> {
+                    let row: Option<GrantRow> = sqlx::query_as(
+                        "SELECT g.grant_id, g.client_id, g.sub, g.scope, g.auth_time, g.sid, \
+                         g.created_at, g.expires_at, g.revoked_at, g.resources \
+                         FROM authorization_codes c JOIN grants g ON g.grant_id = c.grant_id \
+                         WHERE c.code_hash = $1 AND c.client_id = $2 \
+                         AND c.consumed_at IS NULL AND c.expires_at > $3",
+                    )
+                    .bind(code_hash)
+                    .bind(client_id)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(Grant::try_from).transpose()
+                }
+
                 async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError> {
                     let row: Option<GrantRow> = sqlx::query_as(
                         "SELECT grant_id, client_id, sub, scope, auth_time, sid, created_at, \
-                         expires_at, revoked_at FROM grants WHERE grant_id = $1",
+                         expires_at, revoked_at, resources FROM grants WHERE grant_id = $1",
                     )
                     .bind(grant_id)
                     .fetch_optional(&self.pool)
@@ -389,7 +434,7 @@ macro_rules! grants_sql {
                         None => {
                             sqlx::query_as(
                                 "SELECT grant_id, client_id, sub, scope, auth_time, sid, \
-                                 created_at, expires_at, revoked_at FROM grants WHERE sub = $1 \
+                                 created_at, expires_at, revoked_at, resources FROM grants WHERE sub = $1 \
                                  ORDER BY created_at DESC, grant_id DESC LIMIT $2",
                             )
                             .bind(sub)
@@ -400,7 +445,7 @@ macro_rules! grants_sql {
                         Some((created_at, grant_id)) => {
                             sqlx::query_as(
                                 "SELECT grant_id, client_id, sub, scope, auth_time, sid, \
-                                 created_at, expires_at, revoked_at FROM grants WHERE sub = $1 \
+                                 created_at, expires_at, revoked_at, resources FROM grants WHERE sub = $1 \
                                  AND (created_at < $2 OR (created_at = $2 AND grant_id < $3)) \
                                  ORDER BY created_at DESC, grant_id DESC LIMIT $4",
                             )
