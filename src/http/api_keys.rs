@@ -1,8 +1,9 @@
 //! POST /apikeys/verify (issue 12): a resource server asks whether an API
-//! key is good. It authenticates as a confidential client with HTTP Basic
-//! (`client_secret_basic`, or `client_secret_post` clients' same secret:
-//! the body is JSON, so there is nowhere else to put it); without that,
-//! 401 like the token endpoint.
+//! key is good. It authenticates with HTTP Basic, as a registered resource
+//! (its identifier and secret, as at `/introspect`) or as a confidential
+//! client (`client_secret_basic`, or a `client_secret_post` client's same
+//! secret: the body is JSON, so there is nowhere else to put it); without
+//! that, 401 like the token endpoint.
 //!
 //! The answer is always 200 with `valid` and `code`; the key's facts only
 //! when it exists. It is never cached.
@@ -19,6 +20,7 @@ use super::origin::Origin;
 use crate::error::{AppError, OAuthError};
 use crate::oauth::client_auth::{self, CredentialSource};
 use crate::oauth::request::FormParams;
+use crate::oauth::resource;
 use crate::service::api_keys;
 use crate::service::audit::{Actor, OriginAuditSink};
 use crate::state::AppState;
@@ -43,16 +45,24 @@ pub async fn verify(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let result = async {
-        let presented = client_auth::extract(&CredentialSource {
-            authorization,
-            params: &FormParams::default(),
-        })?;
-        let client = client_auth::authenticate(&state.clients, presented).await?;
-        if client.is_public() {
-            return Err(AppError::from(OAuthError::invalid_client(
-                "verifying API keys requires a confidential client",
-            )));
-        }
+        // A registered resource server with its own credentials, or a
+        // confidential client.
+        let actor = match resource::authenticate(&state.resources, authorization).await? {
+            Some(resource) => Actor::Resource(resource.identifier.clone()),
+            None => {
+                let presented = client_auth::extract(&CredentialSource {
+                    authorization,
+                    params: &FormParams::default(),
+                })?;
+                let client = client_auth::authenticate(&state.clients, presented).await?;
+                if client.is_public() {
+                    return Err(AppError::from(OAuthError::invalid_client(
+                        "verifying API keys requires a confidential client",
+                    )));
+                }
+                Actor::Client(client.client_id.clone())
+            }
+        };
         let request = parse(&headers, &body)?;
         let verification = api_keys::verify(
             &*state.store,
@@ -61,7 +71,7 @@ pub async fn verify(
                 inner: &state.audit,
                 origin: &origin,
             },
-            &Actor::Client(client.client_id.clone()),
+            &actor,
             &request.key,
             &request.scopes,
         )

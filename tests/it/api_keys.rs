@@ -717,7 +717,74 @@ async fn introspection_answers_for_api_keys(backend: Backend) {
     server.stop().await;
 }
 
+/// A registered resource server verifies keys with its own credentials,
+/// and an exchange may name a resource (RFC 8707): the token's `aud` is
+/// that API and its scopes those the API defines.
+async fn resources_verify_keys_and_exchanges_target_them(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let added = tessera::service::resources::add(
+        &*server.state.store,
+        &*server.clock,
+        &LogAuditSink,
+        &Actor::Cli,
+        tessera::service::resources::NewResource {
+            identifier: "https://billing.example.com".into(),
+            name: "Billing".into(),
+            scope: Some("billing:read".into()),
+            with_secret: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    server.state.resources.invalidate();
+    let resource = (
+        "https://billing.example.com".to_string(),
+        added.secret.unwrap(),
+    );
+    let key = create(&server, new_key("billing:read reports:read")).await;
+    let answer = verify(&server, &resource, &key.key).await;
+    assert_eq!(answer["code"], "VALID", "{answer}");
+    let wrong = (resource.0.clone(), "wrong".to_string());
+    let (status, _) = verify_on(&server, &wrong, &json!({ "key": key.key })).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, body) = exchange(
+        &server,
+        &key.key,
+        &[("resource", "https://billing.example.com")],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "billing:read");
+    let token = body["access_token"].as_str().unwrap();
+    let claims = verify_with_jwks(&server, token, "https://billing.example.com").await;
+    assert_eq!(claims["aud"], "https://billing.example.com");
+    let use_count = |server: &TestServer, id: String| {
+        let store = server.state.store.clone();
+        async move { api_keys::show(&*store, &id).await.unwrap().use_count }
+    };
+    let before = use_count(&server, key.record.id.clone()).await;
+    let (status, body) = exchange(
+        &server,
+        &key.key,
+        &[("resource", "https://unknown.example.com")],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_target");
+    assert_eq!(
+        use_count(&server, key.record.id.clone()).await,
+        before,
+        "a refused resource uses up nothing"
+    );
+    server.stop().await;
+}
+
 crate::both_backends!(
+    resources_verify_keys_and_exchanges_target_them,
     a_key_is_exchanged_for_a_short_lived_jwt,
     exchanges_follow_owner_limits_and_expiry,
     introspection_answers_for_api_keys,
