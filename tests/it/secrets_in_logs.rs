@@ -308,6 +308,75 @@ async fn no_secret_reaches_the_logs(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
+    // An API key: created by the CLI, verified by the resource, exchanged
+    // for a token, introspected, and presented once tampered with.
+    let created = json_of(cli_on(
+        &db.url,
+        &["apikey", "create", "--name", "export", "--scope", "read"],
+        None,
+    ));
+    let api_key = created["key"].as_str().unwrap().to_string();
+    secrets.push(api_key.clone());
+    // The part after the prefix, on its own, must not appear either.
+    secrets.push(api_key["tsr_".len()..].to_string());
+    let verified = http()
+        .post(format!("{base}/apikeys/verify"))
+        .basic_auth(API, Some(&resource_secret))
+        .json(&serde_json::json!({ "key": api_key, "scopes": ["read"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), StatusCode::OK);
+    assert_eq!(verified.json::<Value>().await.unwrap()["code"], "VALID");
+    let exchanged = http()
+        .post(format!("{base}/token"))
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            (
+                "subject_token_type",
+                "urn:tessera:params:oauth:token-type:api-key",
+            ),
+            ("subject_token", api_key.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exchanged.status(), StatusCode::OK);
+    let exchanged: Value = exchanged.json().await.unwrap();
+    secrets.push(exchanged["access_token"].as_str().unwrap().to_string());
+    let (status, body) = post(
+        vec![("token", api_key.clone())],
+        machine_id.clone(),
+        machine_secret.clone(),
+        "/introspect",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["active"], true);
+    let last = if api_key.ends_with('A') { 'B' } else { 'A' };
+    let tampered = format!("{}{last}", &api_key[..api_key.len() - 1]);
+    secrets.push(tampered.clone());
+    let refused = http()
+        .post(format!("{base}/token"))
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            (
+                "subject_token_type",
+                "urn:tessera:params:oauth:token-type:api-key",
+            ),
+            ("subject_token", tampered.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
     drop(server);
     let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
     assert!(
