@@ -11,6 +11,8 @@ use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
 use tessera::jose::SigningAlg;
 use tessera::oauth::client::{self, ClientRegistration};
+use tessera::service::api_keys::{self, NewApiKey};
+use tessera::service::audit::{Actor, LogAuditSink};
 use tessera::{state, store};
 
 const CONCURRENCY: usize = 32;
@@ -150,6 +152,43 @@ async fn main() {
             http.post(&url)
                 .basic_auth(&id, Some(&secret))
                 .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone())
+                .send()
+                .map(|r| r.unwrap())
+        })
+        .await;
+    }
+    // Issue 12: API key verification, for a key without and with a rate
+    // limit (the limit is far above what the run can reach, so every
+    // answer is VALID and each use is counted in the database).
+    for (what, rate_limit) in [
+        ("no rate limit", None),
+        ("rate-limited", Some("1000000000/3600")),
+    ] {
+        let store = &*state.store;
+        let created = api_keys::create(
+            store,
+            store,
+            store,
+            &SystemClock,
+            &LogAuditSink,
+            &Actor::Cli,
+            NewApiKey {
+                name: format!("bench {what}"),
+                scope: "read".into(),
+                rate_limit: rate_limit.map(str::to_string),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let body = serde_json::json!({ "key": created.key, "scopes": ["read"] }).to_string();
+        let (http, url) = (http.clone(), format!("{base}/apikeys/verify"));
+        let (id, secret) = (ids[0].1.clone(), ids[0].2.clone());
+        load(&format!("POST /apikeys/verify ({what})"), 200, move || {
+            http.post(&url)
+                .basic_auth(&id, Some(&secret))
+                .header("content-type", "application/json")
                 .body(body.clone())
                 .send()
                 .map(|r| r.unwrap())
