@@ -523,6 +523,7 @@ impl Config {
         self.tokens
             .access_token_ttl_secs
             .max(self.tokens.id_token_ttl_secs)
+            .max(self.tokens.api_key_exchange_ttl_secs)
     }
 
     /// Hashes at once: the configured number, or one per core.

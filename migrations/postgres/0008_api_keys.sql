@@ -32,3 +32,6 @@ CREATE TABLE api_keys (
     rotated_from           TEXT
 );
 CREATE INDEX api_keys_owner ON api_keys (owner_kind, owner);
+-- A key is replaced at most once: two racing rotations cannot both leave
+-- a live successor (NULLs, keys never rotated, do not collide).
+CREATE UNIQUE INDEX api_keys_rotated_from ON api_keys (rotated_from);

@@ -76,7 +76,6 @@ pub async fn verify(
             &request.scopes,
         )
         .await?;
-        super::metrics::api_key_verified(verification.code.as_str());
         Ok(no_store_json(verification.to_json()))
     }
     .await;

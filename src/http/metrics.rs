@@ -14,7 +14,7 @@
 //! | `tessera_key_rotations_total` | counter | `trigger` (`scheduled`, `manual`) |
 //! | `tessera_signing_keys_active` | gauge | `alg`: 1 while a current key signs |
 //! | `tessera_signing_keys_unreadable` | gauge | 1 while stored keys cannot be loaded |
-//! | `tessera_api_key_verifications_total` | counter | `code` (`VALID`, `NOT_FOUND`, `EXPIRED`, `REVOKED`, `RATE_LIMITED`, `INSUFFICIENT_SCOPE`) |
+//! | `tessera_api_key_verifications_total` | counter | `code` (`VALID`, `NOT_FOUND`, `EXPIRED`, `REVOKED`, `RATE_LIMITED`, `INSUFFICIENT_SCOPE`): every check of an API key (/apikeys/verify, /introspect, the token exchange) |
 //! | `tessera_db_pool_connections` | gauge | `state` (`in_use`, `idle`): database connections, read at each scrape |
 //! | `tessera_db_pool_max_connections` | gauge | the pool's limit |
 
@@ -106,7 +106,7 @@ fn describe() {
     );
     describe_counter!(
         "tessera_api_key_verifications_total",
-        "API key verifications at /apikeys/verify, by answer code"
+        "API key checks (/apikeys/verify, /introspect, token exchange), by answer code"
     );
     describe_gauge!(
         "tessera_db_pool_connections",
@@ -226,11 +226,4 @@ pub fn tokens_issued(grant_type: &str, access_token: &str, id_token: Option<&str
 /// Counts a password sign-in by outcome.
 pub fn login(outcome: &'static str) {
     metrics::counter!("tessera_logins_total", "outcome" => outcome).increment(1);
-}
-
-/// Counts one answer of `POST /apikeys/verify`.
-pub fn api_key_verified(code: &'static str) {
-    if enabled() {
-        metrics::counter!("tessera_api_key_verifications_total", "code" => code).increment(1);
-    }
 }

@@ -176,12 +176,13 @@ pub async fn validate(
     // stop working at once on every instance. One primary-key read of the
     // shared store; it also covers a user token issued by an instance
     // whose cache still held the client after the deletion.
-    // Issue 12: a token exchanged for an API key dies with the key. Its
+    // Issue 12: a token exchanged for an API key dies with the key (revoked,
+    // expired, or replaced by a rotation whose overlap ended). Its
     // `client_id` is the owning client, or the key's id when no client
     // owns it; only a real client is looked up below.
     if let Some(key_id) = &claims.api_key_id {
         match revoked.api_keys.api_key(key_id).await? {
-            Some(key) if key.revoked_at.is_none() => {
+            Some(key) if key.revoked_at.is_none() && !key.is_expired(tokens.now()) => {
                 if claims.client_id == key.id {
                     return Ok(Some(claims));
                 }

@@ -35,7 +35,7 @@ pub const OIDC_SCOPES: &[&str] = &[
     "offline_access",
 ];
 
-fn invalid_target(d: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
+pub fn invalid_target(d: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidTarget, d)
 }
 

@@ -16,6 +16,7 @@ use super::page::{CursorList, Page, PageRequest};
 use crate::clock::{Clock, UnixTime};
 use crate::crypto;
 use crate::domain::{ApiKey, ApiKeyOwner, RateLimit, ScopeSet};
+use crate::oauth::client::ADMIN_SCOPE;
 use crate::store::{ApiKeyStore, ClientStore, StoreError, UserStore};
 
 /// The prefix of keys created without `--prefix`.
@@ -124,17 +125,22 @@ fn check_prefix(prefix: &str) -> Result<(), ServiceError> {
     }
 }
 
-/// `COUNT/SECS` with both positive.
+/// The longest rate-limit window: a year. Longer windows are no limit a
+/// caller would notice, and the window arithmetic stays far from overflow.
+pub const MAX_WINDOW_SECS: i64 = 366 * 86_400;
+
+/// `COUNT/SECS` with both positive and the window at most a year.
 pub fn parse_rate_limit(text: &str) -> Result<RateLimit, ServiceError> {
     let parsed = text
         .split_once('/')
         .and_then(|(count, secs)| Some((count.parse::<i64>().ok()?, secs.parse::<i64>().ok()?)));
     match parsed {
-        Some((count, window_secs)) if count > 0 && window_secs > 0 => {
+        Some((count, window_secs)) if count > 0 && (1..=MAX_WINDOW_SECS).contains(&window_secs) => {
             Ok(RateLimit { count, window_secs })
         }
         _ => Err(invalid(format!(
-            "rate limit {text:?}: use COUNT/SECS with both positive, such as 100/60"
+            "rate limit {text:?}: use COUNT/SECS with both positive and SECS at most \
+             {MAX_WINDOW_SECS} (a year), such as 100/60"
         ))),
     }
 }
@@ -160,11 +166,18 @@ async fn resolve_owner(
     clients: &dyn ClientStore,
     users: &dyn UserStore,
     owner: Option<&str>,
+    scopes: &ScopeSet,
 ) -> Result<ApiKeyOwner, ServiceError> {
     let Some(owner) = owner else {
         return Ok(ApiKeyOwner::Unowned);
     };
     if let Some(client) = clients.client(owner).await? {
+        // A client's key carries nothing its client could not request.
+        if let Some(extra) = scopes.missing_from(&client.scopes()).next() {
+            return Err(invalid(format!(
+                "scope {extra:?} is not registered for the owning client"
+            )));
+        }
         return Ok(ApiKeyOwner::Client(client.client_id));
     }
     if let Some(user) = users.user_by_username(owner).await? {
@@ -202,6 +215,13 @@ pub async fn create(
         )));
     }
     let scopes = ScopeSet::parse(&new.scope).map_err(|e| invalid(format!("scope: {e}")))?;
+    // The admin API is reached with a client's credentials only: a key
+    // (held by scripts, shown in curl commands) never carries it.
+    if scopes.contains(ADMIN_SCOPE) {
+        return Err(invalid(format!(
+            "scope {ADMIN_SCOPE:?} cannot be given to an API key"
+        )));
+    }
     let prefix = new.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_string());
     check_prefix(&prefix)?;
     if let Some(secs) = new.expires_in_secs
@@ -215,7 +235,7 @@ pub async fn create(
         .map(parse_rate_limit)
         .transpose()?;
     let meta = parse_meta(new.meta.as_deref())?;
-    let owner = resolve_owner(clients, users, new.owner.as_deref()).await?;
+    let owner = resolve_owner(clients, users, new.owner.as_deref(), &scopes).await?;
     let now = clock.now();
     let (key, key_hash, start) = mint(&prefix);
     let record = ApiKey {
@@ -343,7 +363,9 @@ pub async fn rotate(
         .rotate_api_key(id, &record, now.saturating_add(overlap_secs))
         .await?
     {
-        return Err(invalid(format!("API key {id:?} was revoked meanwhile")));
+        return Err(ServiceError::Conflict(format!(
+            "API key {id:?} was already rotated or was revoked; rotate its successor"
+        )));
     }
     audit
         .record(
@@ -411,11 +433,113 @@ impl Verification {
     }
 }
 
-/// Checks a presented key: it exists, is neither revoked nor expired, is
-/// within its rate limit (the use is counted in the database, so the limit
-/// holds across instances) and holds every `required` scope. Each use of
-/// an existing, live key counts, a refused scope check included; a refused
-/// use is audited.
+/// The stored key a presented one names, if it is still usable (known,
+/// neither revoked nor expired); otherwise why not. Reads only: nothing
+/// is counted, so a caller can check the rest of its request first.
+pub async fn lookup(
+    keys: &dyn ApiKeyStore,
+    now: UnixTime,
+    presented: &str,
+) -> Result<Result<ApiKey, (VerifyCode, Option<ApiKey>)>, StoreError> {
+    if presented.len() > MAX_KEY_LEN {
+        return Ok(Err((VerifyCode::NotFound, None)));
+    }
+    let Some(key) = keys
+        .api_key_by_hash(&crypto::hash_secret(presented))
+        .await?
+    else {
+        return Ok(Err((VerifyCode::NotFound, None)));
+    };
+    Ok(match unusable(&key, now) {
+        Some(code) => Err((code, Some(key))),
+        None => Ok(key),
+    })
+}
+
+fn unusable(key: &ApiKey, now: UnixTime) -> Option<VerifyCode> {
+    if key.revoked_at.is_some() {
+        Some(VerifyCode::Revoked)
+    } else if key.is_expired(now) {
+        Some(VerifyCode::Expired)
+    } else {
+        None
+    }
+}
+
+/// Counts one use of a key [`lookup`] found usable and decides the answer:
+/// the rate limit (counted in the database, so it holds across
+/// instances), then the `required` scopes. The count and the check that
+/// the key is still neither revoked nor expired are one statement, so a
+/// revocation between `lookup` and here is never missed.
+pub async fn use_key(
+    keys: &dyn ApiKeyStore,
+    now: UnixTime,
+    key: ApiKey,
+    required: &[String],
+) -> Result<Verification, StoreError> {
+    let window = key.rate_limit.map(|l| l.window_secs);
+    let Some(used) = keys.record_api_key_use(&key.id, now, window).await? else {
+        // Revoked, expired or deleted in between: read why.
+        let current = keys.api_key(&key.id).await?;
+        let code = current
+            .as_ref()
+            .and_then(|k| unusable(k, now))
+            .unwrap_or(VerifyCode::NotFound);
+        return Ok(Verification {
+            code,
+            key: current,
+            remaining: None,
+        });
+    };
+    let mut remaining = None;
+    let code = match key.rate_limit {
+        Some(limit) => {
+            remaining = Some((limit.count - used.window_count).max(0));
+            if used.window_count > limit.count {
+                VerifyCode::RateLimited
+            } else if holds_all(&key.scopes, required) {
+                VerifyCode::Valid
+            } else {
+                VerifyCode::InsufficientScope
+            }
+        }
+        None if holds_all(&key.scopes, required) => VerifyCode::Valid,
+        None => VerifyCode::InsufficientScope,
+    };
+    Ok(Verification {
+        code,
+        key: Some(key),
+        remaining,
+    })
+}
+
+/// Records a verification's answer: the metric by code, and, for a
+/// refused one, an `apikey.refused` event (with the key when it exists;
+/// `NOT_FOUND` only for an authenticated caller, so an anonymous flood
+/// of made-up keys cannot fill the audit log).
+pub async fn record_answer(
+    audit: &dyn AuditSink,
+    actor: &Actor,
+    now: UnixTime,
+    verification: &Verification,
+) {
+    let code = verification.code;
+    metrics::counter!("tessera_api_key_verifications_total", "code" => code.as_str()).increment(1);
+    if code == VerifyCode::Valid {
+        return;
+    }
+    let event = match &verification.key {
+        Some(key) => key_event(AuditKind::ApiKeyRefused, actor, key, now),
+        None if *actor != Actor::Anonymous => AuditEvent::new(AuditKind::ApiKeyRefused, actor, now),
+        None => return,
+    };
+    audit.record(event.with_detail("code", code.as_str())).await;
+}
+
+/// Checks a presented key as resource servers ask (`/apikeys/verify`,
+/// `/introspect`): [`lookup`], then [`use_key`], and records the answer.
+/// Each use of an existing, live key counts, a refused scope check
+/// included.
 pub async fn verify(
     keys: &dyn ApiKeyStore,
     clock: &dyn Clock,
@@ -425,57 +549,16 @@ pub async fn verify(
     required: &[String],
 ) -> Result<Verification, StoreError> {
     let now = clock.now();
-    let found = if presented.len() > MAX_KEY_LEN {
-        None
-    } else {
-        keys.api_key_by_hash(&crypto::hash_secret(presented))
-            .await?
-    };
-    let Some(key) = found else {
-        return Ok(Verification {
-            code: VerifyCode::NotFound,
-            key: None,
+    let verification = match lookup(keys, now, presented).await? {
+        Ok(key) => use_key(keys, now, key, required).await?,
+        Err((code, key)) => Verification {
+            code,
+            key,
             remaining: None,
-        });
+        },
     };
-    let mut remaining = None;
-    let code = if key.revoked_at.is_some() {
-        VerifyCode::Revoked
-    } else if key.is_expired(now) {
-        VerifyCode::Expired
-    } else {
-        let window = key.rate_limit.map(|l| l.window_secs);
-        let counted = keys.record_api_key_use(&key.id, now, window).await?;
-        match (key.rate_limit, counted) {
-            // Deleted between the two statements: it is gone.
-            (_, None) => VerifyCode::NotFound,
-            (Some(limit), Some(used)) => {
-                remaining = Some((limit.count - used.window_count).max(0));
-                if used.window_count > limit.count {
-                    VerifyCode::RateLimited
-                } else if !holds_all(&key.scopes, required) {
-                    VerifyCode::InsufficientScope
-                } else {
-                    VerifyCode::Valid
-                }
-            }
-            (None, Some(_)) if !holds_all(&key.scopes, required) => VerifyCode::InsufficientScope,
-            (None, Some(_)) => VerifyCode::Valid,
-        }
-    };
-    if code != VerifyCode::Valid && code != VerifyCode::NotFound {
-        audit
-            .record(
-                key_event(AuditKind::ApiKeyRefused, actor, &key, now)
-                    .with_detail("code", code.as_str()),
-            )
-            .await;
-    }
-    Ok(Verification {
-        code,
-        key: Some(key),
-        remaining,
-    })
+    record_answer(audit, actor, now, &verification).await;
+    Ok(verification)
 }
 
 fn holds_all(scopes: &ScopeSet, required: &[String]) -> bool {
@@ -495,7 +578,10 @@ mod tests {
                 window_secs: 60
             })
         );
-        for bad in ["", "100", "0/60", "10/0", "-1/5", "a/b", "1/2/3", "10/ 5"] {
+        let too_long = format!("1/{}", MAX_WINDOW_SECS + 1);
+        for bad in [
+            "", "100", "0/60", "10/0", "-1/5", "a/b", "1/2/3", "10/ 5", &too_long,
+        ] {
             assert!(parse_rate_limit(bad).is_err(), "{bad:?}");
         }
     }

@@ -62,7 +62,8 @@ pub trait ClientStore: Send + Sync {
     async fn clients(&self) -> Result<Vec<Client>, StoreError>;
     /// Deletes the client and, in the same transaction, revokes every
     /// grant it holds (and with them the refresh and access tokens issued
-    /// under them). `false` when there was no such client.
+    /// under them) and every API key it owns. `false` when there was no
+    /// such client.
     async fn delete_client(&self, client_id: &str, now: UnixTime) -> Result<bool, StoreError>;
     /// Stores a client registered over HTTP (RFC 7591) with the SHA-256 of
     /// its RFC 7592 registration access token.
@@ -143,7 +144,7 @@ pub trait UserStore: Send + Sync {
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     async fn users(&self) -> Result<Vec<User>, StoreError>;
     /// Deletes the user with their consents and sessions, and revokes
-    /// their grants.
+    /// their grants and API keys.
     async fn delete_user(&self, sub: &str, now: UnixTime) -> Result<bool, StoreError>;
     /// Replaces the password hash and, in the same transaction, revokes
     /// every grant of `sub` (their refresh tokens and the access tokens
@@ -421,8 +422,8 @@ pub trait ApiKeyStore: Send + Sync {
     async fn revoke_api_key(&self, id: &str, now: UnixTime) -> Result<bool, StoreError>;
     /// In one transaction: stores `replacement` and makes the old key
     /// `old_id` expire at `old_expires_at` (or earlier, if it already
-    /// would). False, and nothing stored, when the old key is unknown or
-    /// revoked.
+    /// would). False, and nothing stored, when the old key is unknown,
+    /// revoked, or already has a successor (a key is rotated once).
     async fn rotate_api_key(
         &self,
         old_id: &str,
@@ -431,7 +432,8 @@ pub trait ApiKeyStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Counts one use of the key at `now` (usage counter, `last_used_at`,
     /// and the rate-limit window, restarted when `window_secs` has passed)
-    /// in one atomic statement. `None` when the key does not exist.
+    /// in one atomic statement. `None`, and nothing counted, when the key
+    /// does not exist or is revoked or expired at `now`.
     async fn record_api_key_use(
         &self,
         id: &str,

@@ -1402,7 +1402,8 @@ async fn old_audit_events_are_pruned_by_the_upkeep(backend: Backend) {
 /// by cursor, shown, rotated and revoked, with the CLI seeing the same;
 /// malformed bodies are refused and store nothing; audited.
 async fn api_keys_are_managed_through_the_api(backend: Backend) {
-    let (server, admin_id, access) = start(backend).await;
+    let (server, _, access) = start(backend).await;
+    let (owner_id, _) = server.machine_client("reports:read").await;
     let made = post(
         &server,
         &access,
@@ -1410,7 +1411,7 @@ async fn api_keys_are_managed_through_the_api(backend: Backend) {
         json!({
             "name": "exporter",
             "scope": "reports:read",
-            "owner": admin_id,
+            "owner": owner_id,
             "rate_limit": "10/60",
             "meta": { "team": "ops" },
         }),
@@ -1426,7 +1427,7 @@ async fn api_keys_are_managed_through_the_api(backend: Backend) {
     );
     assert_eq!(
         made.body["owner"],
-        json!({ "type": "client", "id": admin_id })
+        json!({ "type": "client", "id": owner_id })
     );
     assert_eq!(made.body["meta"], json!({ "team": "ops" }));
 
@@ -1443,6 +1444,9 @@ async fn api_keys_are_managed_through_the_api(backend: Backend) {
         json!({ "name": "x", "scope": "a", "meta": [1] }),
         json!({ "name": "x", "scope": "a", "unknown": 1 }),
         json!({ "name": "x", "scope": "a", "owner": "nobody" }),
+        json!({ "name": "x", "scope": "tessera:admin" }),
+        json!({ "name": "x", "scope": "reports:write", "owner": owner_id }),
+        json!({ "name": "x", "scope": "a", "rate_limit": "1/99999999999" }),
     ] {
         let refused = post(&server, &access, "/apikeys", bad.clone()).await;
         assert!(

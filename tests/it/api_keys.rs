@@ -145,7 +145,9 @@ async fn stored_text(db: &TestDatabase) -> String {
 /// once, has the documented shape, and the database holds only its hash.
 async fn the_cli_manages_keys_and_stores_only_their_hash(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let caller = server.machine_client("read").await;
+    let caller = server
+        .machine_client("read reports:read reports:write")
+        .await;
     let created = json_of(server.cli(&[
         "apikey",
         "create",
@@ -515,7 +517,7 @@ async fn rotation_overlap_follows_the_clock(backend: Backend) {
 /// token verifies against the JWKS, and dies with the key.
 async fn a_key_is_exchanged_for_a_short_lived_jwt(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let owner = server.machine_client("read").await;
+    let owner = server.machine_client("reports:read reports:write").await;
     let key = create(
         &server,
         NewApiKey {
@@ -684,7 +686,7 @@ async fn exchanges_follow_owner_limits_and_expiry(backend: Backend) {
 async fn introspection_answers_for_api_keys(backend: Backend) {
     let server = TestServer::start(backend).await;
     let caller = server.machine_client("read").await;
-    let owner = server.machine_client("write").await;
+    let owner = server.machine_client("files:read").await;
     let key = create(
         &server,
         NewApiKey {
@@ -783,7 +785,193 @@ async fn resources_verify_keys_and_exchanges_target_them(backend: Backend) {
     server.stop().await;
 }
 
+/// What an attacker would try: keys of deleted owners, a revocation
+/// racing a use, an exchanged token outliving its key, probing resources
+/// without a key, `aud` without scope, parameters we do not support,
+/// admin scope on a key, a second rotation.
+async fn keys_end_with_their_owner_and_refusals_leak_nothing(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let store = &*server.state.store;
+    let caller = server.machine_client("read").await;
+    let owner = server.machine_client("read").await;
+    let client_key = create(
+        &server,
+        NewApiKey {
+            owner: Some(owner.0.clone()),
+            ..new_key("read")
+        },
+    )
+    .await;
+    tessera::service::users::add(
+        store,
+        &*server.clock,
+        &LogAuditSink,
+        &Actor::Cli,
+        tessera::service::users::NewUser {
+            username: "dave".into(),
+            password: "a long enough password".into(),
+            email: None,
+            name: None,
+        },
+    )
+    .await
+    .unwrap();
+    let user_key = create(
+        &server,
+        NewApiKey {
+            owner: Some("dave".into()),
+            ..new_key("read")
+        },
+    )
+    .await;
+    assert_eq!(
+        verify(&server, &caller, &client_key.key).await["code"],
+        "VALID"
+    );
+    assert_eq!(
+        verify(&server, &caller, &user_key.key).await["code"],
+        "VALID"
+    );
+    let (status, body) = exchange(&server, &user_key.key, &[], None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let user_token = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        introspect(&server, &caller, &user_token).await["active"],
+        false,
+        "only the key's client_id may introspect it"
+    );
+    let dave = store.user_by_username("dave").await.unwrap().unwrap();
+    assert!(
+        store
+            .delete_user(&dave.sub, server.clock.now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_client(&owner.0, server.clock.now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        verify(&server, &caller, &user_key.key).await["code"],
+        "REVOKED"
+    );
+    assert_eq!(
+        verify(&server, &caller, &client_key.key).await["code"],
+        "REVOKED"
+    );
+    let (status, _) = exchange(&server, &user_key.key, &[], None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A revocation between the lookup and the use is not missed.
+    let key = create(&server, new_key("read")).await;
+    let now = server.clock.now();
+    let found = api_keys::lookup(store, now, &key.key)
+        .await
+        .unwrap()
+        .unwrap();
+    store.revoke_api_key(&key.record.id, now).await.unwrap();
+    let used = api_keys::use_key(store, now, found, &[]).await.unwrap();
+    assert_eq!(used.code, api_keys::VerifyCode::Revoked);
+    assert_eq!(
+        api_keys::show(store, &key.record.id)
+            .await
+            .unwrap()
+            .use_count,
+        0,
+        "nothing was counted"
+    );
+
+    // An exchanged token never outlives its key.
+    let short = create(
+        &server,
+        NewApiKey {
+            expires_in_secs: Some(60),
+            ..new_key("read")
+        },
+    )
+    .await;
+    let (status, body) = exchange(&server, &short.key, &[], None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["expires_in"], 60);
+
+    // Without a usable key, nothing about resources is revealed.
+    for junk in ["tsr_junk", short.key.as_str()] {
+        let (status, body) = exchange(
+            &server,
+            junk,
+            &[("resource", "https://not-registered.example.com")],
+            None,
+        )
+        .await;
+        if junk == short.key {
+            assert_eq!(body["error"], "invalid_target", "a real key may learn it");
+        } else {
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert_eq!(body["error"], "invalid_grant", "{body}");
+        }
+    }
+    server.clock.advance(60);
+    let (_, body) = exchange(&server, &short.key, &[], None).await;
+    assert_eq!(body["error"], "invalid_grant");
+
+    // Unsupported RFC 8693 parameters are refused, not ignored.
+    let key = create(&server, new_key("read")).await;
+    let (_, body) = exchange(&server, &key.key, &[("audience", "billing")], None).await;
+    assert_eq!(body["error"], "invalid_target");
+    let (_, body) = exchange(
+        &server,
+        &key.key,
+        &[(
+            "actor_token_type",
+            "urn:ietf:params:oauth:token-type:access_token",
+        )],
+        None,
+    )
+    .await;
+    assert_eq!(body["error"], "invalid_request");
+
+    // A key may not carry the admin scope; a key is rotated once.
+    let refused = api_keys::create(
+        store,
+        store,
+        store,
+        &*server.clock,
+        &LogAuditSink,
+        &Actor::Cli,
+        new_key("read tessera:admin"),
+    )
+    .await;
+    assert!(refused.is_err());
+    let rotate = |overlap| {
+        api_keys::rotate(
+            store,
+            &*server.clock,
+            &LogAuditSink,
+            &Actor::Cli,
+            &key.record.id,
+            overlap,
+        )
+    };
+    assert!(rotate(60).await.is_ok());
+    assert!(matches!(
+        rotate(60).await,
+        Err(tessera::service::ServiceError::Conflict(_))
+    ));
+
+    // Refused uses are audited with their code.
+    let answer = verify(&server, &caller, &short.key).await;
+    assert_eq!(answer["code"], "EXPIRED");
+    server.state.audit.flush().await;
+    let audit = stored_text(&server.db).await;
+    assert!(audit.contains("apikey.refused"), "{audit}");
+    assert!(audit.contains("EXPIRED"), "{audit}");
+    server.stop().await;
+}
+
 crate::both_backends!(
+    keys_end_with_their_owner_and_refusals_leak_nothing,
     resources_verify_keys_and_exchanges_target_them,
     a_key_is_exchanged_for_a_short_lived_jwt,
     exchanges_follow_owner_limits_and_expiry,

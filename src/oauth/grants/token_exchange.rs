@@ -52,10 +52,17 @@ impl Grant for TokenExchangeGrant {
                 "requested_token_type {requested:?} cannot be issued; only {ACCESS_TOKEN_TYPE}"
             )));
         }
-        if params.get("actor_token").is_some() {
+        if params.get("actor_token").is_some() || params.get("actor_token_type").is_some() {
             // RFC 8693 §2.1: delegation needs an actor token; not offered.
             return Err(OAuthError::invalid_request(
                 "actor_token is not supported by this server",
+            ));
+        }
+        if params.get("audience").is_some() {
+            // RFC 8693 §2.1 `audience` names services by logical name;
+            // Tessera's are registered resources, named by `resource`.
+            return Err(resource::invalid_target(
+                "audience is not supported here; name the API with resource (RFC 8707)",
             ));
         }
         Ok(TokenExchangeRequest {
@@ -91,29 +98,30 @@ impl Grant for TokenExchangeGrant {
             ))
             .into());
         }
-        // RFC 8707 §2: the token is for the requested resources only, with
-        // only the scopes they define, as for every grant. Checked before
-        // the key, so a bad `resource` uses up nothing of its rate limit.
-        let resources = resource::resolve(ctx.resources, &request.resources).await?;
-        let target = TokenTarget::of(&resources)?;
-        let verification = api_keys::verify(
-            ctx.api_keys,
-            ctx.tokens.clock,
-            ctx.audit,
-            &Actor::Anonymous,
-            &request.subject_token,
-            &[],
-        )
-        .await?;
-        let key = match (verification.code, verification.key) {
-            (VerifyCode::Valid, Some(key)) => key,
-            // RFC 8693 §2.2.2: an unusable subject token is invalid_grant.
-            (code, _) => {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidGrant,
-                    format!("the API key cannot be used ({})", code.as_str()),
-                )
-                .into());
+        let now = ctx.tokens.now();
+        let refused = |code: VerifyCode| {
+            // RFC 6749 §5.2: the grant (here the key) is invalid, expired
+            // or revoked. RFC 8693 §2.2.2 would say invalid_request; issue
+            // 12 chose invalid_grant, which clients treat as "get a new
+            // credential".
+            AppError::from(OAuthError::new(
+                ErrorCode::InvalidGrant,
+                format!("the API key cannot be used ({})", code.as_str()),
+            ))
+        };
+        // The key first, read only: a caller without a usable key learns
+        // nothing else (not which resources exist), and nothing is counted
+        // until the whole request has been checked.
+        let key = match api_keys::lookup(ctx.api_keys, now, &request.subject_token).await? {
+            Ok(key) => key,
+            Err((code, key)) => {
+                let verification = api_keys::Verification {
+                    code,
+                    key,
+                    remaining: None,
+                };
+                api_keys::record_answer(ctx.audit, &Actor::Anonymous, now, &verification).await;
+                return Err(refused(code));
             }
         };
         let asked = request.scope.is_some();
@@ -129,7 +137,25 @@ impl Grant for TokenExchangeGrant {
                 requested
             }
         };
+        // RFC 8707 §2: the token is for the requested resources only, with
+        // only the scopes they define, as for every grant. A key holding
+        // none of them gets no token for them: `aud` alone must never be
+        // a permission the key was not given.
+        let resources = resource::resolve(ctx.resources, &request.resources).await?;
+        let target = TokenTarget::of(&resources)?;
         let scope = resource::narrow_scope(&scope, &resources, asked)?;
+        if !resources.is_empty() && scope.is_empty() {
+            return Err(OAuthError::invalid_scope(
+                "the API key holds no scope the requested resources define",
+            )
+            .into());
+        }
+        let verification = api_keys::use_key(ctx.api_keys, now, key, &[]).await?;
+        api_keys::record_answer(ctx.audit, &Actor::Anonymous, now, &verification).await;
+        let key = match (verification.code, verification.key) {
+            (VerifyCode::Valid, Some(key)) => key,
+            (code, _) => return Err(refused(code)),
+        };
         issue(ctx, &key, &scope, &target)
     }
 }
@@ -158,11 +184,15 @@ fn issue(
         .map_or(tokens.settings.api_key_exchange_ttl_secs, |t| {
             t.min(tokens.settings.api_key_exchange_ttl_secs)
         });
+    // Never past the key's own expiry: a token must not outlive its key.
+    let exp = key
+        .expires_at
+        .map_or(now + ttl, |expires_at| (now + ttl).min(expires_at));
     let claims = AccessTokenClaims {
         iss: tokens.issuer.to_string(),
         sub,
         aud,
-        exp: now + ttl,
+        exp,
         iat: now,
         jti: crate::crypto::random_token(),
         client_id,

@@ -78,6 +78,12 @@ impl TryFrom<ApiKeyRow> for ApiKey {
     }
 }
 
+/// Revokes every live key of one owner (`$1` kind, `$2` id) at `$3`: run
+/// in the transaction that deletes the owner, so a deleted client's or
+/// person's keys die with them.
+pub(in crate::store) const REVOKE_KEYS_OF_OWNER: &str = "UPDATE api_keys SET revoked_at = $3 \
+     WHERE owner_kind = $1 AND owner = $2 AND revoked_at IS NULL";
+
 /// `ApiKeyStore`.
 macro_rules! api_keys_sql {
     ($store:ty) => {
@@ -196,7 +202,8 @@ macro_rules! api_keys_sql {
                     let shortened = sqlx::query(
                         "UPDATE api_keys SET expires_at = CASE \
                          WHEN expires_at IS NULL OR expires_at > $2 THEN $2 ELSE expires_at END \
-                         WHERE id = $1 AND revoked_at IS NULL",
+                         WHERE id = $1 AND revoked_at IS NULL \
+                         AND NOT EXISTS (SELECT 1 FROM api_keys WHERE rotated_from = $1)",
                     )
                     .bind(old_id)
                     .bind(old_expires_at)
@@ -206,7 +213,12 @@ macro_rules! api_keys_sql {
                     if shortened == 0 {
                         return Ok(false);
                     }
-                    Self::insert_api_key_in(&mut *tx, replacement).await?;
+                    match Self::insert_api_key_in(&mut *tx, replacement).await {
+                        // Another rotation of the same key won the race (the
+                        // unique index on rotated_from): nothing is stored.
+                        Err(StoreError::Conflict(_)) => return Ok(false),
+                        other => other?,
+                    }
                     tx.commit().await?;
                     Ok(true)
                 }
@@ -218,18 +230,21 @@ macro_rules! api_keys_sql {
                     window_secs: Option<i64>,
                 ) -> Result<Option<KeyUse>, StoreError> {
                     // One statement, so that concurrent uses on any number of
-                    // instances are each counted once; it locks only this
-                    // key's row. Every right-hand side reads the row as it
-                    // was before this update (SQL semantics, both backends).
+                    // instances are each counted once, and a key revoked or
+                    // expired meanwhile is not used; it locks only this key's
+                    // row. Every right-hand side reads the row as it was
+                    // before this update (SQL semantics, both backends).
                     let row: Option<(i64, i64)> = sqlx::query_as(
                         "UPDATE api_keys SET \
-                         window_start = CASE WHEN $3 IS NOT NULL AND window_start + $3 <= $2 \
+                         window_start = CASE WHEN $3 IS NOT NULL AND $2 - window_start >= $3 \
                              THEN $2 ELSE window_start END, \
-                         window_count = CASE WHEN $3 IS NOT NULL AND window_start + $3 <= $2 \
+                         window_count = CASE WHEN $3 IS NOT NULL AND $2 - window_start >= $3 \
                              THEN 1 ELSE window_count + 1 END, \
                          use_count = use_count + 1, \
                          last_used_at = $2 \
-                         WHERE id = $1 RETURNING window_count, window_start",
+                         WHERE id = $1 AND revoked_at IS NULL \
+                         AND (expires_at IS NULL OR expires_at > $2) \
+                         RETURNING window_count, window_start",
                     )
                     .bind(id)
                     .bind(now)

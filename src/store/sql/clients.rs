@@ -103,6 +103,13 @@ macro_rules! clients_sql {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
+                        // And so do the API keys it owns.
+                        sqlx::query($crate::store::sql::api_keys::REVOKE_KEYS_OF_OWNER)
+                            .bind("client")
+                            .bind(client_id)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
                         Self::bump(&mut tx, "clients").await?;
                     }
                     tx.commit().await?;

@@ -111,10 +111,17 @@ macro_rules! users_sql {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                    // A deleted person is signed in nowhere any more.
+                    // A deleted person is signed in nowhere any more, and
+                    // their API keys stop working.
                     sqlx::query($crate::store::sql::sessions::DELETE_SESSIONS_OF_SUB)
                         .bind(sub)
                         .bind(None::<String>)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query($crate::store::sql::api_keys::REVOKE_KEYS_OF_OWNER)
+                        .bind("user")
+                        .bind(sub)
+                        .bind(now)
                         .execute(&mut *tx)
                         .await?;
                     tx.commit().await?;
