@@ -461,8 +461,12 @@ async fn serve(config: Config) -> Result<(), Failure> {
         shutdown_signal(),
     )
     .await?;
-    // Audit events still queued are written before the process ends.
+    // Audit events still queued, and API key uses still buffered, are
+    // written before the process ends.
     state.audit.flush().await;
+    if let Err(e) = state.store.flush_api_key_uses().await {
+        tracing::warn!(error = %e, "writing API key usage failed");
+    }
     tracing::info!("shut down");
     Ok(())
 }

@@ -360,6 +360,9 @@ impl AppState {
                         if let Err(e) = state.refresh_caches().await {
                             tracing::warn!(error = %e, "cache refresh failed");
                         }
+                        if let Err(e) = state.store.flush_api_key_uses().await {
+                            tracing::warn!(error = %e, "writing API key usage failed");
+                        }
                     }
                     _ = check_tick.tick() => {
                         match state.rotate_keys(Trigger::Scheduled).await {

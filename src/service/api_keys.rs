@@ -467,10 +467,13 @@ fn unusable(key: &ApiKey, now: UnixTime) -> Option<VerifyCode> {
 }
 
 /// Counts one use of a key [`lookup`] found usable and decides the answer:
-/// the rate limit (counted in the database, so it holds across
-/// instances), then the `required` scopes. The count and the check that
-/// the key is still neither revoked nor expired are one statement, so a
-/// revocation between `lookup` and here is never missed.
+/// the rate limit, then the `required` scopes. A rate-limited use is
+/// counted in the database, in one statement with the check that the key
+/// is still neither revoked nor expired, so the limit holds across
+/// instances and a revocation between `lookup` and here is never missed.
+/// A key without a limit writes nothing here: `lookup`'s read was the
+/// check (the use happened then), and the store batches its usage
+/// counter.
 pub async fn use_key(
     keys: &dyn ApiKeyStore,
     now: UnixTime,

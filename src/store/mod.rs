@@ -430,16 +430,81 @@ pub trait ApiKeyStore: Send + Sync {
         replacement: &ApiKey,
         old_expires_at: UnixTime,
     ) -> Result<bool, StoreError>;
-    /// Counts one use of the key at `now` (usage counter, `last_used_at`,
-    /// and the rate-limit window, restarted when `window_secs` has passed)
-    /// in one atomic statement. `None`, and nothing counted, when the key
-    /// does not exist or is revoked or expired at `now`.
+    /// Counts one use of the key at `now`.
+    ///
+    /// With a rate limit (`window_secs`): the usage counter, `last_used_at`
+    /// and the window (restarted when `window_secs` has passed) in one
+    /// atomic statement; `None`, and nothing counted, when the key does not
+    /// exist or is revoked or expired at `now`.
+    ///
+    /// Without one: the use is buffered in memory and written with others
+    /// in one batch (at the latest a second later, at the next use or
+    /// upkeep), so that the hot path writes nothing; the caller's lookup
+    /// was the check. Always `Some` with `window_count` 0.
     async fn record_api_key_use(
         &self,
         id: &str,
         now: UnixTime,
         window_secs: Option<i64>,
     ) -> Result<Option<KeyUse>, StoreError>;
+    /// Writes the buffered uses of keys without a rate limit.
+    async fn flush_api_key_uses(&self) -> Result<(), StoreError>;
+}
+
+/// Uses of keys without a rate limit, waiting to be written: per key id,
+/// how many and the last one's time. `since` is when the oldest was
+/// buffered (clock seconds).
+#[derive(Debug, Default)]
+pub struct PendingKeyUses {
+    uses: std::sync::Mutex<PendingUses>,
+}
+
+#[derive(Debug, Default)]
+struct PendingUses {
+    by_key: std::collections::HashMap<String, (i64, UnixTime)>,
+    since: Option<UnixTime>,
+}
+
+impl PendingKeyUses {
+    /// How long uses may wait before a use writes them all.
+    pub const MAX_AGE_SECS: i64 = 1;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PendingUses> {
+        // A panic while holding the lock leaves plain counters behind.
+        self.uses.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Buffers one use; true when the buffer is old enough to be written.
+    pub fn add(&self, id: &str, now: UnixTime) -> bool {
+        let mut pending = self.lock();
+        let entry = pending.by_key.entry(id.to_string()).or_insert((0, now));
+        entry.0 += 1;
+        entry.1 = entry.1.max(now);
+        let since = *pending.since.get_or_insert(now);
+        now - since >= Self::MAX_AGE_SECS
+    }
+
+    /// Everything buffered, leaving the buffer empty.
+    pub fn take(&self) -> Vec<(String, i64, UnixTime)> {
+        let mut pending = self.lock();
+        pending.since = None;
+        pending
+            .by_key
+            .drain()
+            .map(|(id, (count, last))| (id, count, last))
+            .collect()
+    }
+
+    /// Puts back uses a failed write did not store.
+    pub fn restore(&self, uses: Vec<(String, i64, UnixTime)>) {
+        let mut pending = self.lock();
+        for (id, count, last) in uses {
+            let entry = pending.by_key.entry(id).or_insert((0, last));
+            entry.0 += count;
+            entry.1 = entry.1.max(last);
+            pending.since.get_or_insert(last);
+        }
+    }
 }
 
 /// A snapshot of the connection pool, for the pool-use metrics.
@@ -520,5 +585,35 @@ pub async fn connect(url: &str) -> Result<SharedStore, StoreError> {
         Ok(Arc::new(postgres::PostgresStore::connect(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PendingKeyUses;
+
+    #[test]
+    fn pending_key_uses_add_up_and_come_due_after_a_second() {
+        let pending = PendingKeyUses::default();
+        assert!(!pending.add("a", 100));
+        assert!(!pending.add("a", 100));
+        assert!(!pending.add("b", 100));
+        assert!(pending.add("a", 101), "the oldest use is a second old");
+        let mut taken = pending.take();
+        taken.sort();
+        assert_eq!(
+            taken,
+            vec![("a".to_string(), 3, 101), ("b".to_string(), 1, 100)]
+        );
+        assert!(pending.take().is_empty());
+        // A failed write puts them back, added to what came meanwhile.
+        assert!(!pending.add("a", 105));
+        pending.restore(taken);
+        let mut again = pending.take();
+        again.sort();
+        assert_eq!(
+            again,
+            vec![("a".to_string(), 4, 105), ("b".to_string(), 1, 100)]
+        );
     }
 }

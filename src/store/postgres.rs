@@ -14,13 +14,15 @@ use super::sql::{
     interactions_sql, keys_sql, login_throttle_sql, pool_use, resources_sql, revocations_sql,
     sessions_sql, users_sql,
 };
-use super::{PoolMonitor, PoolUse, StoreError};
+use super::{PendingKeyUses, PoolMonitor, PoolUse, StoreError};
 
 /// Advisory lock id for schema and key changes ("tessera" in ASCII).
 const LOCK_ID: i64 = 0x0074_6573_7365_7261;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Uses of API keys without a rate limit, written in batches.
+    api_key_uses: PendingKeyUses,
 }
 
 impl BackendDb for PostgresStore {
@@ -35,7 +37,10 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            api_key_uses: PendingKeyUses::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }

@@ -19,10 +19,12 @@ use super::sql::{
     interactions_sql, keys_sql, login_throttle_sql, pool_use, resources_sql, revocations_sql,
     sessions_sql, users_sql,
 };
-use super::{PoolMonitor, PoolUse, StoreError};
+use super::{PendingKeyUses, PoolMonitor, PoolUse, StoreError};
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Uses of API keys without a rate limit, written in batches.
+    api_key_uses: PendingKeyUses,
 }
 
 impl BackendDb for SqliteStore {
@@ -45,7 +47,10 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            api_key_uses: PendingKeyUses::default(),
+        };
         store.migrate().await?;
         // An open WAL database has its -wal and -shm files by now. SQLite
         // gives them the database file's mode; this also covers files left

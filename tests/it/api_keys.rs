@@ -297,6 +297,14 @@ async fn verification_answers_every_code(backend: Backend) {
     )
     .await;
     assert_eq!(answer["code"], "VALID");
+    // Without a rate limit the uses are written in batches: another
+    // process (the CLI) sees all three within the server's upkeep period.
+    let id = key.record.id.clone();
+    crate::harness::eventually("the usage counter is written", || {
+        let output = server.cli(&["apikey", "show", &id]);
+        async move { json_of(output)["use_count"] == 3 }
+    })
+    .await;
 
     // Unknown, tampered and absurd keys: only valid and code.
     let tampered = format!("{}x", key.key);
@@ -864,8 +872,16 @@ async fn keys_end_with_their_owner_and_refusals_leak_nothing(backend: Backend) {
     let (status, _) = exchange(&server, &user_key.key, &[], None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    // A revocation between the lookup and the use is not missed.
-    let key = create(&server, new_key("read")).await;
+    // A revocation between the lookup and the use of a rate-limited key
+    // is not missed (an unlimited key's use happens at its lookup).
+    let key = create(
+        &server,
+        NewApiKey {
+            rate_limit: Some("10/60".into()),
+            ..new_key("read")
+        },
+    )
+    .await;
     let now = server.clock.now();
     let found = api_keys::lookup(store, now, &key.key)
         .await

@@ -139,6 +139,8 @@ macro_rules! api_keys_sql {
                 }
 
                 async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
+                    // What is read shows every use so far.
+                    self.flush_api_key_uses().await?;
                     let row: Option<ApiKeyRow> =
                         sqlx::query_as(select_api_keys!("WHERE id = $1"))
                             .bind(id)
@@ -159,6 +161,8 @@ macro_rules! api_keys_sql {
                 }
 
                 async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+                    // What is read shows every use so far.
+                    self.flush_api_key_uses().await?;
                     let rows: Vec<ApiKeyRow> = sqlx::query_as(select_api_keys!("ORDER BY created_at, id"))
                     .fetch_all(&self.pool)
                     .await?;
@@ -170,6 +174,7 @@ macro_rules! api_keys_sql {
                     after_id: Option<&str>,
                     limit: i64,
                 ) -> Result<Vec<ApiKey>, StoreError> {
+                    self.flush_api_key_uses().await?;
                     let rows: Vec<ApiKeyRow> = sqlx::query_as(select_api_keys!(
                         "WHERE $1 IS NULL OR id > $1 ORDER BY id LIMIT $2"
                     ))
@@ -229,6 +234,16 @@ macro_rules! api_keys_sql {
                     now: UnixTime,
                     window_secs: Option<i64>,
                 ) -> Result<Option<KeyUse>, StoreError> {
+                    let Some(window_secs) = window_secs else {
+                        // No limit to hold: the hot path writes nothing.
+                        if self.api_key_uses.add(id, now) {
+                            self.flush_api_key_uses().await?;
+                        }
+                        return Ok(Some(KeyUse {
+                            window_count: 0,
+                            window_start: now,
+                        }));
+                    };
                     // One statement, so that concurrent uses on any number of
                     // instances are each counted once, and a key revoked or
                     // expired meanwhile is not used; it locks only this key's
@@ -255,6 +270,37 @@ macro_rules! api_keys_sql {
                         window_count,
                         window_start,
                     }))
+                }
+
+                async fn flush_api_key_uses(&self) -> Result<(), StoreError> {
+                    let uses = self.api_key_uses.take();
+                    if uses.is_empty() {
+                        return Ok(());
+                    }
+                    let written: Result<(), StoreError> = async {
+                        let mut tx = self.pool.begin().await?;
+                        for (id, count, last_used_at) in &uses {
+                            sqlx::query(
+                                "UPDATE api_keys SET use_count = use_count + $2, \
+                                 last_used_at = CASE WHEN last_used_at IS NULL \
+                                 OR last_used_at < $3 THEN $3 ELSE last_used_at END \
+                                 WHERE id = $1",
+                            )
+                            .bind(id)
+                            .bind(count)
+                            .bind(last_used_at)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        tx.commit().await?;
+                        Ok(())
+                    }
+                    .await;
+                    if written.is_err() {
+                        // Kept for the next try rather than lost.
+                        self.api_key_uses.restore(uses);
+                    }
+                    written
                 }
             }
         };
