@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::{HeaderName, Method, Request, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::cors::{Any, CorsLayer};
@@ -65,6 +65,7 @@ struct ProxyRequestId(String);
 /// also at the root, for probes that reach the instance directly.
 pub fn router(state: AppState) -> Router {
     let base: Arc<str> = Arc::from(state.config.base_path());
+    let hsts = state.config.issuer.starts_with("https://");
     // Browser-facing routes carry the login session cookie.
     let sessions = SessionManagerLayer::new(TesseraSessionStore::new(
         state.store.clone(),
@@ -167,6 +168,29 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(base, mount::scope))
         .layer(axum::middleware::from_fn(self::metrics::track_requests))
+        .layer(axum::middleware::map_response_with_state(
+            hsts,
+            strict_transport_security,
+        ))
+}
+
+/// RFC 6797 §7.1 (RFC 9700 §4.1.1 asks for TLS everywhere): an issuer
+/// served over https tells browsers to use nothing else for a year. The
+/// header only takes effect when received over TLS (§8.1), so behind a
+/// TLS-terminating proxy it is right to send it on every response.
+/// `includeSubDomains` is left out: the issuer's parent domain may serve
+/// other sites that are not ours to decide for.
+async fn strict_transport_security(
+    axum::extract::State(enabled): axum::extract::State<bool>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    if enabled {
+        response
+            .headers_mut()
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HeaderValue::from_static("max-age=31536000"));
+    }
+    response
 }
 
 /// The request id is always ours (issue 7.12): a client-sent `X-Request-Id`

@@ -402,6 +402,36 @@ async fn session_cookie_is_secure_for_an_https_issuer(backend: Backend) {
     }
 }
 
+/// RFC 6797: an https issuer sends Strict-Transport-Security on every
+/// response (pages, JSON endpoints, errors); a plain-http one does not.
+async fn an_https_issuer_sends_strict_transport_security(backend: Backend) {
+    let https = TestServer::start_with(backend, |c| {
+        c.issuer = "https://login.example.com".into();
+    })
+    .await;
+    for path in [
+        "/jwks",
+        "/healthz",
+        "/no-such-page",
+        "/.well-known/openid-configuration",
+    ] {
+        let response = http().get(https.url(path)).send().await.unwrap();
+        assert_eq!(
+            response.headers()["strict-transport-security"],
+            "max-age=31536000",
+            "{path}"
+        );
+    }
+    let plain = TestServer::start(backend).await;
+    let response = http().get(plain.url("/jwks")).send().await.unwrap();
+    assert!(
+        response
+            .headers()
+            .get("strict-transport-security")
+            .is_none()
+    );
+}
+
 async fn refresh_tokens_expire_when_idle_and_at_the_grant_end(backend: Backend) {
     let server = TestServer::start_with(backend, |c| {
         c.login.failure_delay_ms = 0;
@@ -542,6 +572,7 @@ async fn the_server_rotates_keys_on_its_own_schedule(backend: Backend) {
 
 crate::both_backends!(
     session_cookie_is_secure_for_an_https_issuer,
+    an_https_issuer_sends_strict_transport_security,
     refresh_tokens_expire_when_idle_and_at_the_grant_end,
     code_verifier_without_a_challenge_is_a_downgrade,
     consent_page_describes_configured_scopes,

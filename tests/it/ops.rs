@@ -678,6 +678,33 @@ async fn the_binary_logs_json_and_reports_health_and_metrics(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    // An API key checked twice: once valid, once unknown.
+    let store_ref = &*store;
+    let key = tessera::service::api_keys::create(
+        store_ref,
+        store_ref,
+        store_ref,
+        &SystemClock,
+        &tessera::service::audit::LogAuditSink,
+        &tessera::service::audit::Actor::Cli,
+        tessera::service::api_keys::NewApiKey {
+            name: "metrics".into(),
+            scope: "read".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    for presented in [key.key.as_str(), "tsr_unknown"] {
+        let response = http()
+            .post(format!("{base}/apikeys/verify"))
+            .basic_auth(&machine.id, machine.secret.as_deref())
+            .json(&serde_json::json!({ "key": presented }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
 
     let text = scrape().await;
     let at_least_one = |name: &str, labels: &[(&str, &str)]| {
@@ -720,6 +747,11 @@ async fn the_binary_logs_json_and_reports_health_and_metrics(backend: Backend) {
         &[("grant_type", "authorization_code"), ("token", "id_token")],
     );
     at_least_one("tessera_logins_total", &[("outcome", "success")]);
+    at_least_one("tessera_api_key_verifications_total", &[("code", "VALID")]);
+    at_least_one(
+        "tessera_api_key_verifications_total",
+        &[("code", "NOT_FOUND")],
+    );
     at_least_one("tessera_logins_total", &[("outcome", "bad_credentials")]);
     at_least_one("tessera_signing_keys_active", &[("alg", "RS256")]);
     at_least_one("tessera_signing_keys_active", &[("alg", "ES256")]);
