@@ -11,6 +11,7 @@ use tessera::clock::Clock;
 use tessera::service::api_keys::{self, CreatedApiKey, NewApiKey};
 use tessera::service::audit::{Actor, LogAuditSink};
 
+use crate::browser::add_user;
 use crate::harness::{Backend, TestDatabase, TestServer, http, verify_with_jwks};
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -632,20 +633,7 @@ async fn a_key_is_exchanged_for_a_short_lived_jwt(backend: Backend) {
 /// count against the rate limit; expired keys are refused.
 async fn exchanges_follow_owner_limits_and_expiry(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let carol = tessera::service::users::add(
-        &*server.state.store,
-        &*server.clock,
-        &LogAuditSink,
-        &Actor::Cli,
-        tessera::service::users::NewUser {
-            username: "carol".into(),
-            password: "a long enough password".into(),
-            email: None,
-            name: None,
-        },
-    )
-    .await
-    .unwrap();
+    let carol = add_user(&server, "carol").await;
     let key = create(
         &server,
         NewApiKey {
@@ -660,7 +648,7 @@ async fn exchanges_follow_owner_limits_and_expiry(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let token = body["access_token"].as_str().unwrap();
     let claims = verify_with_jwks(&server, token, &server.base).await;
-    assert_eq!(claims["sub"], carol.sub.as_str());
+    assert_eq!(claims["sub"], carol.as_str());
     assert_eq!(claims["client_id"], key.record.id.as_str());
     let (status, _) = exchange(&server, &key.key, &[], None).await;
     assert_eq!(status, StatusCode::OK);
@@ -810,20 +798,7 @@ async fn keys_end_with_their_owner_and_refusals_leak_nothing(backend: Backend) {
         },
     )
     .await;
-    tessera::service::users::add(
-        store,
-        &*server.clock,
-        &LogAuditSink,
-        &Actor::Cli,
-        tessera::service::users::NewUser {
-            username: "dave".into(),
-            password: "a long enough password".into(),
-            email: None,
-            name: None,
-        },
-    )
-    .await
-    .unwrap();
+    let dave = add_user(&server, "dave").await;
     let user_key = create(
         &server,
         NewApiKey {
@@ -848,13 +823,7 @@ async fn keys_end_with_their_owner_and_refusals_leak_nothing(backend: Backend) {
         false,
         "only the key's client_id may introspect it"
     );
-    let dave = store.user_by_username("dave").await.unwrap().unwrap();
-    assert!(
-        store
-            .delete_user(&dave.sub, server.clock.now())
-            .await
-            .unwrap()
-    );
+    assert!(store.delete_user(&dave, server.clock.now()).await.unwrap());
     assert!(
         store
             .delete_client(&owner.0, server.clock.now())
