@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::error::with_basic_challenge;
-use super::form::no_store_json;
+use super::form::{has_media_type, no_store_json};
 use super::origin::Origin;
 use crate::error::{AppError, OAuthError};
 use crate::oauth::client_auth::{self, CredentialSource};
@@ -86,12 +86,7 @@ pub async fn verify(
 }
 
 fn parse(headers: &HeaderMap, body: &[u8]) -> Result<VerifyRequest, OAuthError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+    if !has_media_type(headers, "application/json") {
         return Err(OAuthError::invalid_request(
             "send a JSON object {\"key\": \"…\"} as application/json",
         ));

@@ -53,13 +53,7 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
                 used_authorization_header,
             ))
         };
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let essence = content_type.split(';').next().unwrap_or("").trim();
-        if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        if !has_media_type(req.headers(), "application/x-www-form-urlencoded") {
             return Err(reject(OAuthError::invalid_request(
                 "the body must be application/x-www-form-urlencoded",
             )));
@@ -102,6 +96,16 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             used_authorization_header,
         })
     }
+}
+
+/// Whether the request's `Content-Type` is `media_type` (RFC 9110 §8.3.1:
+/// compared without case, parameters such as `charset` ignored).
+pub fn has_media_type(headers: &axum::http::HeaderMap, media_type: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(media_type))
 }
 
 /// JSON with the headers RFC 6749 §5.1 requires of token responses.

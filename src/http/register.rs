@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::error::oauth_error_response;
-use super::form::no_store_json;
+use super::form::{has_media_type, no_store_json};
 use super::origin::Origin;
 use crate::config::RegistrationConfig;
 use crate::endpoints::path;
@@ -210,12 +210,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 /// RFC 7591 §3.1: the request is `application/json`.
 fn require_json(headers: &HeaderMap) -> Result<(), RegistrationError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if is_json {
+    if has_media_type(headers, "application/json") {
         Ok(())
     } else {
         Err(RegistrationError::new(
