@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::access_token::Audience;
 use super::request::FormParams;
 use super::resource_cache::ResourceCache;
 use crate::domain::Resource;
@@ -180,6 +181,21 @@ impl TokenTarget {
             alg,
         })
     }
+
+    /// The token's `aud` (RFC 9068 §3): the resources, else `default`.
+    pub fn audience_or(&self, default: &str) -> Audience {
+        if self.audience.is_empty() {
+            Audience::One(default.to_string())
+        } else {
+            Audience::of(self.audience.clone())
+        }
+    }
+
+    /// The token's lifetime: the resources' shortest, never past `cap`;
+    /// `default` when no resource sets one.
+    pub fn ttl_or(&self, default: i64, cap: i64) -> i64 {
+        self.ttl_secs.map_or(default, |t| t.min(cap))
+    }
 }
 
 /// At the token endpoint after a code or with a refresh token: the
@@ -209,30 +225,21 @@ pub fn select_authorized(
 /// says to form-encode both halves first; `curl -u` does not, so both
 /// spellings of the identifier are looked up.
 fn basic_credentials(authorization: &str) -> Option<(Vec<String>, String)> {
-    use base64::Engine;
+    use super::client_auth::client_secret_basic::{decode_basic_text, form_unescape};
     let (scheme, value) = authorization.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(value.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
+    let text = decode_basic_text(value.trim())?;
     let (id, secret) = text.rsplit_once(':')?;
-    let unescape = |s: &str| -> Option<String> {
-        let pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(&format!("v={}", s.replace('&', "%26").replace('=', "%3D")))
-                .ok()?;
-        pairs.into_iter().next().map(|(_, v)| v)
-    };
     let mut ids = vec![id.to_string()];
-    if let Some(unescaped) = unescape(id).filter(|u| u != id) {
+    if let Some(unescaped) = form_unescape(id).filter(|u| u != id) {
         ids.push(unescaped);
     }
     if !ids.iter().any(|i| i.contains(':')) {
         return None;
     }
-    let secret = unescape(secret).unwrap_or_else(|| secret.to_string());
+    let secret = form_unescape(secret).unwrap_or_else(|| secret.to_string());
     Some((ids, secret))
 }
 

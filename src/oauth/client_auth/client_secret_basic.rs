@@ -84,18 +84,26 @@ pub(super) fn secret_matches(client: &Client, presented: &PresentedCredentials) 
 /// RFC 6749 §2.3.1: the id and secret are form-urlencoded before they are
 /// joined with ':' and base64-encoded.
 fn decode_basic(value: &str) -> Option<(String, String)> {
-    let decoded = STANDARD.decode(value).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
+    let text = decode_basic_text(value)?;
     let (id, secret) = text.split_once(':')?;
-    let unescape = |s: &str| -> Option<String> {
-        let pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(&format!("v={}", s.replace('&', "%26").replace('=', "%3D")))
-                .ok()?;
-        pairs.into_iter().next().map(|(_, v)| v)
-    };
-    let (id, secret) = (unescape(id)?, unescape(secret)?);
+    let (id, secret) = (form_unescape(id)?, form_unescape(secret)?);
     if id.is_empty() || id.contains('\0') || secret.contains('\0') {
         return None;
     }
     Some((id, secret))
+}
+
+/// The `user:password` text of a Basic credential (the part after the
+/// scheme): base64, then UTF-8.
+pub(crate) fn decode_basic_text(value: &str) -> Option<String> {
+    String::from_utf8(STANDARD.decode(value).ok()?).ok()
+}
+
+/// RFC 6749 §2.3.1: each half of a Basic credential is form-encoded
+/// before base64; this undoes it (`+` is a space, `%XX` a byte).
+pub(crate) fn form_unescape(s: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(&format!("v={}", s.replace('&', "%26").replace('=', "%3D")))
+            .ok()?;
+    pairs.into_iter().next().map(|(_, v)| v)
 }
