@@ -92,11 +92,7 @@ pub fn issue(
     target: &TokenTarget,
 ) -> Result<IssuedAccessToken, AppError> {
     let now = tokens.now();
-    let aud = if target.audience.is_empty() {
-        Audience::One(tokens.audience().to_string())
-    } else {
-        Audience::of(target.audience.clone())
-    };
+    let aud = target.audience_or(tokens.audience());
     // A resource may shorten the lifetime, never stretch it past the
     // longest one the server is configured for: retired signing keys and
     // revocation entries are dropped after that, and a token outliving
@@ -105,9 +101,7 @@ pub fn issue(
         .settings
         .access_token_ttl_secs
         .max(tokens.settings.id_token_ttl_secs);
-    let ttl = target
-        .ttl_secs
-        .map_or(tokens.settings.access_token_ttl_secs, |t| t.min(longest));
+    let ttl = target.ttl_or(tokens.settings.access_token_ttl_secs, longest);
     let claims = AccessTokenClaims {
         iss: tokens.issuer.to_string(),
         sub: subject.sub.to_string(),

@@ -15,7 +15,7 @@ use super::{Grant, GrantContext, TokenResponse};
 use crate::domain::scope::ScopeSet;
 use crate::domain::{ApiKey, ApiKeyOwner, Client};
 use crate::error::{AppError, ErrorCode, OAuthError};
-use crate::oauth::access_token::{ACCESS_TOKEN_TYP, AccessTokenClaims, Audience};
+use crate::oauth::access_token::{ACCESS_TOKEN_TYP, AccessTokenClaims};
 use crate::oauth::request::FormParams;
 use crate::oauth::resource::{self, TokenTarget};
 use crate::service::api_keys::{self, VerifyCode};
@@ -173,17 +173,9 @@ fn issue(
         ApiKeyOwner::User(sub) => (sub.clone(), key.id.clone()),
         ApiKeyOwner::Unowned => (key.id.clone(), key.id.clone()),
     };
-    let aud = if target.audience.is_empty() {
-        Audience::One(tokens.audience().to_string())
-    } else {
-        Audience::of(target.audience.clone())
-    };
     // A resource may shorten the lifetime, never lengthen it.
-    let ttl = target
-        .ttl_secs
-        .map_or(tokens.settings.api_key_exchange_ttl_secs, |t| {
-            t.min(tokens.settings.api_key_exchange_ttl_secs)
-        });
+    let ttl_default = tokens.settings.api_key_exchange_ttl_secs;
+    let ttl = target.ttl_or(ttl_default, ttl_default);
     // Never past the key's own expiry: a token must not outlive its key.
     let exp = key
         .expires_at
@@ -191,7 +183,7 @@ fn issue(
     let claims = AccessTokenClaims {
         iss: tokens.issuer.to_string(),
         sub,
-        aud,
+        aud: target.audience_or(tokens.audience()),
         exp,
         iat: now,
         jti: crate::crypto::random_token(),
