@@ -72,6 +72,33 @@ pub struct TokenConfig {
     pub audience: Option<String>,
     /// Lifetime of an access token an API key is exchanged for (issue 12.4).
     pub api_key_exchange_ttl_secs: i64,
+    /// Token exchange (RFC 8693) beyond the built-in policy: a client may
+    /// exchange access tokens issued to itself, or meant for a resource it
+    /// owns; each rule lets one more client exchange tokens of others.
+    pub exchange_rules: Vec<ExchangeRule>,
+}
+
+/// `[[tokens.exchange_rules]]`: `client_id` may exchange access tokens that
+/// were issued to any of `subject_client_ids`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeRule {
+    pub client_id: String,
+    pub subject_client_ids: Vec<String>,
+}
+
+impl TokenConfig {
+    /// Whether a configured rule lets `client_id` exchange a token issued
+    /// to `subject_client_id`.
+    pub fn exchange_allowed_by_rule(&self, client_id: &str, subject_client_id: &str) -> bool {
+        self.exchange_rules.iter().any(|rule| {
+            rule.client_id == client_id
+                && rule
+                    .subject_client_ids
+                    .iter()
+                    .any(|s| s == subject_client_id)
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -298,6 +325,7 @@ impl Default for TokenConfig {
             default_id_token_alg: SigningAlg::RS256,
             audience: None,
             api_key_exchange_ttl_secs: 300,
+            exchange_rules: Vec::new(),
         }
     }
 }
@@ -499,6 +527,18 @@ impl Config {
                 "tokens.refresh_grace_secs must not be negative".into(),
             ));
         }
+        for rule in &t.exchange_rules {
+            if rule.client_id.is_empty()
+                || rule.subject_client_ids.is_empty()
+                || rule.subject_client_ids.iter().any(String::is_empty)
+            {
+                return Err(ConfigError::Invalid(
+                    "tokens.exchange_rules: each rule needs a client_id and at least one \
+                     non-empty subject_client_ids entry"
+                        .into(),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -591,6 +631,21 @@ mod tests {
         c.audit.retention_days = 0;
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("audit.retention_days"), "{err}");
+    }
+
+    #[test]
+    fn exchange_rules_come_from_the_file_and_must_name_clients() {
+        let mut c: Config = toml::from_str(
+            "[[tokens.exchange_rules]]\nclient_id = \"gateway\"\nsubject_client_ids = [\"web\"]",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert!(c.tokens.exchange_allowed_by_rule("gateway", "web"));
+        assert!(!c.tokens.exchange_allowed_by_rule("gateway", "other"));
+        assert!(!c.tokens.exchange_allowed_by_rule("web", "gateway"));
+        c.tokens.exchange_rules[0].subject_client_ids.clear();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("tokens.exchange_rules"), "{err}");
     }
 
     #[test]

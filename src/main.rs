@@ -225,6 +225,10 @@ enum ResourceCommand {
         /// Give it a secret to introspect tokens with.
         #[arg(long)]
         with_secret: bool,
+        /// The client that owns it: it may exchange (RFC 8693) access
+        /// tokens meant for this API for tokens to call other APIs.
+        #[arg(long, value_name = "CLIENT_ID")]
+        owner_client: Option<String>,
     },
     /// List registered resources.
     List,
@@ -697,6 +701,7 @@ async fn resource_command(config: &Config, cmd: ResourceCommand) -> Result<(), F
             access_token_ttl_secs,
             signing_alg,
             with_secret,
+            owner_client,
         } => {
             let new = NewResource {
                 identifier,
@@ -705,8 +710,9 @@ async fn resource_command(config: &Config, cmd: ResourceCommand) -> Result<(), F
                 access_token_ttl_secs,
                 signing_alg,
                 with_secret,
+                owner_client_id: owner_client,
             };
-            let added = resources::add(store, clock, audit, actor, new)
+            let added = resources::add(store, store, clock, audit, actor, new)
                 .await
                 .map_err(service_failure)?;
             print_json(&added.to_json())

@@ -205,6 +205,7 @@ impl AppState {
             api_keys: &*self.store,
             audit: &self.audit,
             resources: &self.resources,
+            revoked: self.revocation_check(),
         }
     }
 

@@ -125,6 +125,7 @@ fn sign(fixture: &Fixture, c: &Claims) -> Signed {
             GrantRef::Other(g) => Some(g.clone()),
         },
         api_key_id: None,
+        act: None,
     };
     let alg = if c.es256 {
         SigningAlg::ES256

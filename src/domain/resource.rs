@@ -23,6 +23,10 @@ pub struct Resource {
     /// Hex SHA-256 of the secret it introspects with (RFC 7662 §2.1);
     /// `None` when it has no credentials.
     pub secret_hash: Option<String>,
+    /// The client that owns it (the API's own client): it may exchange
+    /// (RFC 8693) access tokens meant for this resource for tokens to call
+    /// other APIs on the same subject's behalf. `None`: no client does.
+    pub owner_client_id: Option<String>,
     pub created_at: UnixTime,
 }
 
@@ -37,6 +41,7 @@ impl Resource {
             "access_token_ttl_secs": self.access_token_ttl_secs,
             "signing_alg": self.signing_alg.map(SigningAlg::as_str),
             "has_secret": self.secret_hash.is_some(),
+            "owner_client_id": self.owner_client_id,
             "created_at": self.created_at,
         });
         if let Some(secret) = secret {

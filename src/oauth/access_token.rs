@@ -37,6 +37,26 @@ pub struct AccessTokenClaims {
     /// revoking the key revokes the token too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_id: Option<String>,
+    /// RFC 8693 §4.1: who acts on the subject's behalf (delegation by a
+    /// token exchange with an `actor_token`); prior actors nest inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<ActorClaim>,
+}
+
+/// RFC 8693 §4.1 `act`: the current actor, with the chain of prior actors
+/// nested in its own `act` (the outermost is the most recent).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ActorClaim {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<ActorClaim>>,
+}
+
+impl ActorClaim {
+    /// How many actors the chain names, this one included.
+    pub fn depth(&self) -> usize {
+        1 + self.act.as_ref().map_or(0, |prior| prior.depth())
+    }
 }
 
 /// RFC 9068 §3 / RFC 7519 §4.1.3 `aud`: one string for one audience, an
@@ -91,6 +111,19 @@ pub fn issue(
     scope: &ScopeSet,
     target: &TokenTarget,
 ) -> Result<IssuedAccessToken, AppError> {
+    let claims = claims_for(tokens, client, subject, scope, target);
+    sign(tokens, client, target, claims)
+}
+
+/// The claims [`issue`] signs, for a grant that adds to them (a token
+/// exchange) before [`sign`]ing.
+pub fn claims_for(
+    tokens: &Tokens<'_>,
+    client: &Client,
+    subject: Subject<'_>,
+    scope: &ScopeSet,
+    target: &TokenTarget,
+) -> AccessTokenClaims {
     let now = tokens.now();
     let aud = target.audience_or(tokens.audience());
     // A resource may shorten the lifetime, never stretch it past the
@@ -102,7 +135,7 @@ pub fn issue(
         .access_token_ttl_secs
         .max(tokens.settings.id_token_ttl_secs);
     let ttl = target.ttl_or(tokens.settings.access_token_ttl_secs, longest);
-    let claims = AccessTokenClaims {
+    AccessTokenClaims {
         iss: tokens.issuer.to_string(),
         sub: subject.sub.to_string(),
         aud,
@@ -114,7 +147,18 @@ pub fn issue(
         auth_time: subject.auth_time,
         grant_id: subject.grant_id.map(str::to_string),
         api_key_id: None,
-    };
+        act: None,
+    }
+}
+
+/// Signs `claims` for `client` with the algorithm the resources set, else
+/// the client's.
+pub fn sign(
+    tokens: &Tokens<'_>,
+    client: &Client,
+    target: &TokenTarget,
+    claims: AccessTokenClaims,
+) -> Result<IssuedAccessToken, AppError> {
     let alg = target
         .alg
         .unwrap_or_else(|| access_token_alg(tokens, client));

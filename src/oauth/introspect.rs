@@ -62,6 +62,11 @@ pub async fn introspect(
         if let Some(auth_time) = claims.auth_time {
             body["auth_time"] = auth_time.into();
         }
+        // RFC 8693 §4.1: who acts for the subject, when a token exchange
+        // delegated it.
+        if let Some(act) = claims.act {
+            body["act"] = serde_json::to_value(act).unwrap_or_default();
+        }
         return Ok(body);
     }
     // Issue 12.5: an API key, checked as `/apikeys/verify` does (the use

@@ -9,8 +9,9 @@ use crate::error::OAuthError;
 /// on the parser, refused before any other work.
 pub const MAX_PARAMETERS: usize = 128;
 
-/// Parameters that may be sent more than once: RFC 8707 §2 `resource`.
-pub const REPEATABLE: &[&str] = &["resource"];
+/// Parameters that may be sent more than once: RFC 8707 §2 `resource`,
+/// and RFC 8693 §2.1 `audience` (a token exchange's target).
+pub const REPEATABLE: &[&str] = &["resource", "audience"];
 
 /// Form parameters with the RFC 6749 rules applied: a parameter sent twice
 /// is an error (§3.1, §3.2) unless an extension makes it repeatable

@@ -79,8 +79,19 @@ pub fn check_identifier(identifier: &str) -> Result<(), String> {
 /// RFC 8707 §2), duplicates dropped, in the order sent. Empty when there
 /// is none. An empty value counts as omitted, as for every parameter.
 pub fn requested(params: &FormParams) -> Result<Vec<String>, OAuthError> {
+    requested_in(params, &[PARAM])
+}
+
+/// A token exchange's targets: its `resource` and its `audience` values
+/// (RFC 8693 §2.1), checked and counted together. Tessera's audiences are
+/// its registered resources, so both name them by identifier.
+pub fn requested_with_audience(params: &FormParams) -> Result<Vec<String>, OAuthError> {
+    requested_in(params, &[PARAM, "audience"])
+}
+
+fn requested_in(params: &FormParams, names: &[&str]) -> Result<Vec<String>, OAuthError> {
     let mut out: Vec<String> = Vec::new();
-    for value in params.all(PARAM) {
+    for value in names.iter().flat_map(|name| params.all(name)) {
         if out.len() >= MAX_RESOURCES && !out.iter().any(|r| r == value) {
             return Err(invalid_target(format!(
                 "at most {MAX_RESOURCES} resource parameters are accepted in one request"
@@ -290,6 +301,7 @@ mod tests {
             access_token_ttl_secs: ttl,
             signing_alg: alg,
             secret_hash: None,
+            owner_client_id: None,
             created_at: 0,
         })
     }

@@ -48,6 +48,9 @@ pub enum AuditKind {
     ConsentDenied,
     ConsentRevoked,
     TokenIssued,
+    /// An access token exchanged for another (RFC 8693): who exchanged
+    /// whose token, and who acts.
+    TokenExchanged,
     TokenRevoked,
     RefreshTokenReused,
     GrantRevoked,
@@ -82,6 +85,7 @@ impl AuditKind {
         Self::ConsentDenied,
         Self::ConsentRevoked,
         Self::TokenIssued,
+        Self::TokenExchanged,
         Self::TokenRevoked,
         Self::RefreshTokenReused,
         Self::GrantRevoked,
@@ -113,6 +117,7 @@ impl AuditKind {
             Self::ConsentDenied => "consent.denied",
             Self::ConsentRevoked => "consent.revoked",
             Self::TokenIssued => "token.issued",
+            Self::TokenExchanged => "token.exchanged",
             Self::TokenRevoked => "token.revoked",
             Self::RefreshTokenReused => "token.refresh_reused",
             Self::GrantRevoked => "grant.revoked",

@@ -17,7 +17,7 @@ use crate::domain::Resource;
 use crate::domain::scope::ScopeSet;
 use crate::jose::SigningAlg;
 use crate::oauth::resource::check_identifier;
-use crate::store::ResourceStore;
+use crate::store::{ClientStore, ResourceStore};
 
 /// The longest name shown on the consent page.
 pub const MAX_NAME_LEN: usize = 200;
@@ -38,6 +38,8 @@ pub struct NewResource {
     pub signing_alg: Option<SigningAlg>,
     /// Give it credentials to introspect with.
     pub with_secret: bool,
+    /// The registered client that owns it (RFC 8693 token exchange).
+    pub owner_client_id: Option<String>,
 }
 
 /// A resource just added, with its secret in clear: the only time the
@@ -97,6 +99,7 @@ fn build(new: NewResource, now: i64) -> Result<(Resource, Option<String>), Servi
         access_token_ttl_secs: new.access_token_ttl_secs,
         signing_alg: new.signing_alg,
         secret_hash: secret.as_deref().map(crypto::hash_secret),
+        owner_client_id: new.owner_client_id,
         created_at: now,
     };
     Ok((resource, secret))
@@ -106,6 +109,7 @@ fn build(new: NewResource, now: i64) -> Result<(Resource, Option<String>), Servi
 /// a taken identifier is `Conflict`.
 pub async fn add(
     store: &dyn ResourceStore,
+    clients: &dyn ClientStore,
     clock: &dyn Clock,
     audit: &dyn AuditSink,
     actor: &Actor,
@@ -113,12 +117,20 @@ pub async fn add(
 ) -> Result<AddedResource, ServiceError> {
     let now = clock.now();
     let (resource, secret) = build(new, now)?;
+    if let Some(owner) = &resource.owner_client_id
+        && clients.client(owner).await?.is_none()
+    {
+        return Err(ServiceError::Invalid(format!(
+            "owner_client_id: no client with id {owner:?}"
+        )));
+    }
     store.insert_resource(&resource).await?;
     audit
         .record(
             AuditEvent::new(AuditKind::ResourceAdded, actor, now)
                 .with_subject(&resource.identifier)
-                .with_detail("has_secret", secret.is_some()),
+                .with_detail("has_secret", secret.is_some())
+                .with_detail("owner_client_id", resource.owner_client_id.clone()),
         )
         .await;
     Ok(AddedResource { resource, secret })

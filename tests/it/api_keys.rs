@@ -722,6 +722,7 @@ async fn resources_verify_keys_and_exchanges_target_them(backend: Backend) {
     let server = TestServer::start(backend).await;
     let added = tessera::service::resources::add(
         &*server.state.store,
+        &*server.state.store,
         &*server.clock,
         &LogAuditSink,
         &Actor::Cli,

@@ -23,4 +23,5 @@ mod resources;
 mod revocation;
 mod secrets_in_logs;
 mod store;
+mod token_exchange;
 mod users;

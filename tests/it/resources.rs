@@ -43,6 +43,7 @@ async fn add(
     configure(&mut new);
     let added = resources::add(
         &*server.state.store,
+        &*server.state.store,
         &*server.clock,
         &server.state.audit,
         &Actor::Cli,

@@ -27,6 +27,8 @@ pub struct ResourceBody {
     signing_alg: Option<SigningAlg>,
     #[serde(default)]
     with_secret: bool,
+    #[serde(default)]
+    owner_client_id: Option<String>,
 }
 
 pub async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult {
@@ -42,6 +44,7 @@ pub async fn create(
 ) -> ApiResult {
     let added = resources::add(
         &*state.store,
+        &*state.store,
         &*state.clock,
         &caller.audit(&state),
         &caller.actor,
@@ -52,6 +55,7 @@ pub async fn create(
             access_token_ttl_secs: body.access_token_ttl_secs,
             signing_alg: body.signing_alg,
             with_secret: body.with_secret,
+            owner_client_id: body.owner_client_id,
         },
     )
     .await?;

@@ -18,6 +18,7 @@ use std::marker::PhantomData;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use super::access_token::RevocationCheck;
 use super::request::FormParams;
 use super::resource_cache::ResourceCache;
 use super::tokens::Tokens;
@@ -35,8 +36,9 @@ pub static REGISTRY: &[&dyn GrantHandler] = &[
 ];
 
 /// What a grant may use: token signing, the stores of user grants and of
-/// API keys, the registered resources (RFC 8707), and the audit log (for
-/// refused uses of an API key).
+/// API keys, the registered resources (RFC 8707), the audit log (refused
+/// uses of an API key, token exchanges), and where revocations of access
+/// tokens are looked up (a token exchange's subject and actor tokens).
 pub struct GrantContext<'a> {
     pub tokens: Tokens<'a>,
     pub grants: &'a dyn GrantStore,
@@ -44,6 +46,7 @@ pub struct GrantContext<'a> {
     pub api_keys: &'a dyn ApiKeyStore,
     pub audit: &'a dyn AuditSink,
     pub resources: &'a ResourceCache,
+    pub revoked: RevocationCheck<'a>,
 }
 
 /// One grant type: how it reads its parameters, and how it answers an

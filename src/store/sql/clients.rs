@@ -110,6 +110,19 @@ macro_rules! clients_sql {
                             .bind(now)
                             .execute(&mut *tx)
                             .await?;
+                        // The resources it owned are nobody's now: its
+                        // token-exchange rights end with it.
+                        let disowned = sqlx::query(
+                            "UPDATE resources SET owner_client_id = NULL \
+                             WHERE owner_client_id = $1",
+                        )
+                        .bind(client_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if disowned > 0 {
+                            Self::bump(&mut tx, "resources").await?;
+                        }
                         Self::bump(&mut tx, "clients").await?;
                     }
                     tx.commit().await?;

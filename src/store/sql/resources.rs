@@ -14,6 +14,7 @@ pub(in crate::store) struct ResourceRow {
     pub access_token_ttl_secs: Option<i64>,
     pub signing_alg: Option<String>,
     pub secret_hash: Option<String>,
+    pub owner_client_id: Option<String>,
     pub created_at: i64,
 }
 
@@ -38,6 +39,7 @@ impl TryFrom<ResourceRow> for Resource {
             access_token_ttl_secs: row.access_token_ttl_secs,
             signing_alg,
             secret_hash: row.secret_hash,
+            owner_client_id: row.owner_client_id,
             created_at: row.created_at,
         })
     }
@@ -66,8 +68,8 @@ macro_rules! resources_sql {
                     let mut tx = self.pool.begin().await?;
                     sqlx::query(
                         "INSERT INTO resources (identifier, name, scopes, \
-                         access_token_ttl_secs, signing_alg, secret_hash, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                         access_token_ttl_secs, signing_alg, secret_hash, owner_client_id, \
+                         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
                     .bind(&r.identifier)
                     .bind(&r.name)
@@ -75,6 +77,7 @@ macro_rules! resources_sql {
                     .bind(r.access_token_ttl_secs)
                     .bind(r.signing_alg.map(|a| a.as_str()))
                     .bind(&r.secret_hash)
+                    .bind(&r.owner_client_id)
                     .bind(r.created_at)
                     .execute(&mut *tx)
                     .await
@@ -87,7 +90,7 @@ macro_rules! resources_sql {
                 async fn resource(&self, identifier: &str) -> Result<Option<Resource>, StoreError> {
                     let row: Option<ResourceRow> = sqlx::query_as(
                         "SELECT identifier, name, scopes, access_token_ttl_secs, signing_alg, \
-                         secret_hash, created_at FROM resources WHERE identifier = $1",
+                         secret_hash, owner_client_id, created_at FROM resources WHERE identifier = $1",
                     )
                     .bind(identifier)
                     .fetch_optional(&self.pool)
@@ -98,7 +101,7 @@ macro_rules! resources_sql {
                 async fn resources(&self) -> Result<Vec<Resource>, StoreError> {
                     let rows: Vec<ResourceRow> = sqlx::query_as(
                         "SELECT identifier, name, scopes, access_token_ttl_secs, signing_alg, \
-                         secret_hash, created_at FROM resources ORDER BY identifier",
+                         secret_hash, owner_client_id, created_at FROM resources ORDER BY identifier",
                     )
                     .fetch_all(&self.pool)
                     .await?;
@@ -113,7 +116,7 @@ macro_rules! resources_sql {
                     // '' sorts before every identifier, which is never empty.
                     let rows: Vec<ResourceRow> = sqlx::query_as(
                         "SELECT identifier, name, scopes, access_token_ttl_secs, signing_alg, \
-                         secret_hash, created_at FROM resources WHERE identifier > $1 \
+                         secret_hash, owner_client_id, created_at FROM resources WHERE identifier > $1 \
                          ORDER BY identifier LIMIT $2",
                     )
                     .bind(after.unwrap_or(""))
