@@ -1098,6 +1098,17 @@ async fn admin_api_manages_resources(backend: Backend) {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "forbidden");
     assert!(server.state.store.resources().await.unwrap().is_empty());
+    // An owner must be a registered client.
+    let (status, _, body) = admin(
+        &server,
+        Some(&access),
+        Method::POST,
+        "/resources",
+        Some(json!({"identifier": BILLING, "name": "B", "owner_client_id": "nobody"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(server.state.store.resources().await.unwrap().is_empty());
 
     let (status, headers, body) = admin(
         &server,
@@ -1110,11 +1121,13 @@ async fn admin_api_manages_resources(backend: Backend) {
             "scope": "billing:read",
             "signing_alg": "ES256",
             "with_secret": true,
+            "owner_client_id": reader,
         })),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["identifier"], BILLING);
+    assert_eq!(body["owner_client_id"], reader.as_str());
     let secret = body["secret"].as_str().unwrap().to_string();
     let location = headers[LOCATION].to_str().unwrap().to_string();
     assert_eq!(
