@@ -51,6 +51,7 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub registration: RegistrationConfig,
     pub audit: AuditConfig,
+    pub par: ParConfig,
     /// Human descriptions of scopes for the consent page: `billing:write = "…"`.
     pub scopes: BTreeMap<String, String>,
 }
@@ -99,6 +100,15 @@ impl TokenConfig {
                     .any(|s| s == subject_client_id)
         })
     }
+}
+
+/// Pushed authorization requests (RFC 9126).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParConfig {
+    /// Every client must push its authorization requests (RFC 9126 §5);
+    /// discovery says so.
+    pub required: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -307,6 +317,7 @@ impl Default for Config {
             proxy: ProxyConfig::default(),
             registration: RegistrationConfig::default(),
             audit: AuditConfig::default(),
+            par: ParConfig::default(),
             scopes: BTreeMap::new(),
         }
     }

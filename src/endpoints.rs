@@ -20,6 +20,8 @@ pub mod path {
     /// RFC 7592 §2: the client configuration endpoint of one client
     /// (`registration_client_uri`).
     pub const REGISTRATION_CLIENT: &str = "/register/{client_id}";
+    /// RFC 9126 §2: the pushed authorization request endpoint.
+    pub const PUSHED_AUTHORIZATION_REQUEST: &str = "/par";
     /// Issue 12: resource servers check an API key.
     pub const API_KEY_VERIFY: &str = "/apikeys/verify";
     pub const STYLESHEET: &str = "/static/tessera.css";
@@ -38,6 +40,7 @@ pub struct Endpoints {
     pub jwks: String,
     pub end_session: String,
     pub registration: String,
+    pub pushed_authorization_request: String,
 }
 
 impl Endpoints {
@@ -54,6 +57,7 @@ impl Endpoints {
             jwks: url(path::JWKS),
             end_session: url(path::END_SESSION),
             registration: url(path::REGISTRATION),
+            pushed_authorization_request: url(path::PUSHED_AUTHORIZATION_REQUEST),
         }
     }
 

@@ -186,6 +186,9 @@ enum ClientCommand {
         /// A first-party client: never show the consent page.
         #[arg(long)]
         skip_consent: bool,
+        /// Accept only pushed authorization requests (RFC 9126) from it.
+        #[arg(long)]
+        require_par: bool,
     },
     /// List registered clients.
     List,
@@ -648,6 +651,7 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
             access_token_signed_response_alg,
             post_logout_redirect_uris,
             skip_consent,
+            require_par,
         } => {
             let registration = ClientRegistration {
                 client_name: name,
@@ -661,6 +665,7 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
                 access_token_signed_response_alg,
                 post_logout_redirect_uris,
                 skip_consent,
+                require_pushed_authorization_requests: require_par,
             };
             let registered = clients::register(store, clock, audit, actor, registration)
                 .await

@@ -100,6 +100,7 @@ impl AppState {
             &endpoints,
             config.scopes.keys().map(String::as_str),
             config.registration.enabled(),
+            config.par.required,
         );
         let refresh_successors = RefreshSuccessors::from_master_key(&master_key)?;
         let audit_store: Arc<dyn AuditStore> = store.clone();
@@ -217,6 +218,8 @@ impl AppState {
             grants: &*self.store,
             users: &*self.store,
             resources: &self.resources,
+            pushed: &*self.store,
+            require_pushed_requests: self.config.par.required,
         }
     }
 
@@ -403,6 +406,9 @@ impl AppState {
                         }
                         if let Err(e) = state.store.prune_interactions(now).await {
                             tracing::warn!(error = %e, "pruning interactions failed");
+                        }
+                        if let Err(e) = state.store.prune_pushed_requests(now).await {
+                            tracing::warn!(error = %e, "pruning pushed requests failed");
                         }
                         let keep = state.config.longest_token_lifetime();
                         if let Err(e) = state.store.prune_grants(now, keep).await {

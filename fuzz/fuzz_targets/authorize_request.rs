@@ -59,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
     match result {
         Err(AuthorizeError::Internal(e)) => panic!("internal error: {e}"),
         Err(AuthorizeError::Page(_)) => {}
-        Err(AuthorizeError::Redirect(response)) => {
+        Err(AuthorizeError::Redirect(response, _)) => {
             assert!(client.is_some(), "redirected for an unknown client");
             assert!(
                 registered(&response.redirect_uri),

@@ -33,6 +33,9 @@ pub struct ClientMetadata {
     /// First-party client: the consent page is never shown.
     #[serde(default)]
     pub skip_consent: bool,
+    /// RFC 9126 §6: its authorization requests must arrive through `/par`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_pushed_authorization_requests: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -117,3 +117,17 @@ pub struct Interaction {
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
 }
+
+/// A pushed authorization request (RFC 9126): validated parameters waiting
+/// for the browser at `/authorize`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedRequest {
+    /// SHA-256 of the `request_uri`; the URI itself is never stored.
+    pub request_uri_hash: String,
+    pub client_id: String,
+    /// The authorization parameters, serialised by the protocol layer
+    /// (opaque to storage).
+    pub params: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}

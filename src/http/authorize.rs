@@ -18,6 +18,7 @@ use crate::endpoints::path;
 use crate::error::AppError;
 use crate::oauth::authorize::{self, AuthorizeError, Decision, Pending};
 use crate::oauth::interaction::{self, Interactions};
+use crate::oauth::par;
 use crate::oauth::request::FormParams;
 use crate::oauth::response::{AuthorizationResponse, ResponseMode};
 use crate::service::audit::{Actor, AuditEvent, AuditKind, AuditSink, RequestOrigin};
@@ -95,7 +96,13 @@ async fn run(
         return resume(state, headers, session, id).await;
     }
     let ctx = state.authorize_context();
-    let pending = match authorize::parse(&ctx, params).await {
+    // RFC 9126 §4: a request URI from /par stands for the whole request.
+    let parsed = if par::is_pushed(params) {
+        par::redeem(&ctx, params).await
+    } else {
+        authorize::parse(&ctx, params).await
+    };
+    let pending = match parsed {
         Ok(p) => p,
         Err(e) => return parse_error(e),
     };
@@ -195,7 +202,7 @@ pub fn parse_error(e: AuthorizeError) -> Response {
             "This request cannot continue",
             &message,
         ),
-        AuthorizeError::Redirect(response) => respond(response),
+        AuthorizeError::Redirect(response, _) => respond(response),
         AuthorizeError::Internal(e) => internal(e),
     }
 }

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod mount;
 pub mod origin;
 pub mod pages;
+pub mod par;
 pub mod register;
 pub mod revoke;
 pub mod server;
@@ -105,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route(path::OAUTH_AUTHORIZATION_SERVER, get(discovery::metadata))
         .route(path::JWKS, get(jwks::jwks))
         .route(path::TOKEN, post(token::token))
+        .route(path::PUSHED_AUTHORIZATION_REQUEST, post(par::push))
         .route(path::REVOCATION, post(revoke::revoke))
         .route(path::USERINFO, get(userinfo::get).post(userinfo::post))
         .merge(register::routes(&state.config.registration))

@@ -23,7 +23,7 @@ use crate::domain::{AuthorizationCode, Client, Grant};
 use crate::error::{AppError, ErrorCode, OAuthError};
 use crate::oidc::id_token::{self, IdTokenInput};
 use crate::oidc::logout::IdTokenHint;
-use crate::store::{ConsentStore, GrantStore, StoreError, UserStore};
+use crate::store::{ConsentStore, GrantStore, PushedRequestStore, StoreError, UserStore};
 
 /// What the authorization endpoint works with.
 pub struct AuthorizeContext<'a> {
@@ -35,6 +35,20 @@ pub struct AuthorizeContext<'a> {
     pub users: &'a dyn UserStore,
     /// The registered resources a request may name (RFC 8707).
     pub resources: &'a ResourceCache,
+    /// Pushed authorization requests (RFC 9126), stored by `/par`.
+    pub pushed: &'a dyn PushedRequestStore,
+    /// `par.required`: every client must push its requests (RFC 9126 §5).
+    pub require_pushed_requests: bool,
+}
+
+/// Where the authorization parameters came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestSource {
+    /// The browser's query or form at `/authorize`.
+    FrontChannel,
+    /// A client's authenticated POST to `/par` (RFC 9126), validated there
+    /// and again when the browser brings the `request_uri`.
+    Pushed,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,8 +98,9 @@ pub enum AuthorizeError {
     /// The client or redirect URI cannot be trusted: show an error page and
     /// NEVER redirect (RFC 6749 §4.1.2.1).
     Page(String),
-    /// Sent back to the client's redirect URI.
-    Redirect(AuthorizationResponse),
+    /// Sent back to the client's redirect URI; the error it carries, for
+    /// `/par`, which answers it as JSON instead.
+    Redirect(AuthorizationResponse, OAuthError),
     Internal(AppError),
 }
 
@@ -101,9 +116,19 @@ impl From<StoreError> for AuthorizeError {
     }
 }
 
+/// Validates a request sent by the browser to `/authorize`.
 pub async fn parse(
     ctx: &AuthorizeContext<'_>,
     params: &FormParams,
+) -> Result<Pending, AuthorizeError> {
+    parse_from(ctx, params, RequestSource::FrontChannel).await
+}
+
+/// Validates authorization parameters from `source`.
+pub async fn parse_from(
+    ctx: &AuthorizeContext<'_>,
+    params: &FormParams,
+    source: RequestSource,
 ) -> Result<Pending, AuthorizeError> {
     let issuer = ctx.tokens.issuer;
     // 1. client_id and redirect_uri first: until both are trusted, errors
@@ -146,7 +171,8 @@ pub async fn parse(
         state: params.get("state").map(str::to_string),
     };
     let fail = |code: ErrorCode, d: String| {
-        AuthorizeError::Redirect(target.error(issuer, &OAuthError::new(code, d)))
+        let error = OAuthError::new(code, d);
+        AuthorizeError::Redirect(target.error(issuer, &error), error)
     };
 
     // 2. Everything else goes back to the client.
@@ -195,9 +221,25 @@ pub async fn parse(
         ));
     }
     if params.get("request_uri").is_some() {
+        // Only `/par`'s own request URIs are accepted, and those are
+        // resolved before this (`par::redeem`); never a URL to fetch
+        // (discovery: request_uri_parameter_supported false).
         return Err(fail(
             ErrorCode::RequestUriNotSupported,
-            "request_uri is not supported".into(),
+            "request_uri is accepted only as returned by the pushed authorization request \
+             endpoint"
+                .into(),
+        ));
+    }
+    if source == RequestSource::FrontChannel
+        && (ctx.require_pushed_requests || client.metadata.require_pushed_authorization_requests)
+    {
+        // RFC 9126 §5: such a client's requests must arrive through /par.
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "pushed authorization requests are required: POST the parameters to the \
+             pushed_authorization_request_endpoint and send its request_uri"
+                .into(),
         ));
     }
     if response_type == ResponseType::Code && !client.allows_grant(authorization_code::GRANT_TYPE) {

@@ -34,6 +34,8 @@ pub struct ClientRegistration {
     pub access_token_signed_response_alg: Option<SigningAlg>,
     pub post_logout_redirect_uris: Vec<String>,
     pub skip_consent: bool,
+    /// RFC 9126 §6: only pushed authorization requests are accepted.
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// Validates a registration and returns the client and, for a confidential
@@ -161,6 +163,7 @@ pub fn register(
             access_token_signed_response_alg: reg.access_token_signed_response_alg,
             post_logout_redirect_uris: reg.post_logout_redirect_uris,
             skip_consent: reg.skip_consent,
+            require_pushed_authorization_requests: reg.require_pushed_authorization_requests,
         },
         created_at: now,
     };

@@ -9,6 +9,7 @@ pub mod client_cache;
 pub mod grants;
 pub mod interaction;
 pub mod introspect;
+pub mod par;
 pub mod pkce;
 pub mod redirect;
 pub mod registration;

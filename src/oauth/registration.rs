@@ -173,6 +173,9 @@ fn client_metadata(f: &Fields<'_>) -> Result<ClientRegistration, RegistrationErr
         // A client never registers itself as first-party
         // (`client::register_dynamic` enforces it as well).
         skip_consent: false,
+        require_pushed_authorization_requests: f
+            .bool("require_pushed_authorization_requests")?
+            .unwrap_or(false),
     })
 }
 
@@ -205,6 +208,14 @@ impl Fields<'_> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(RegistrationError::metadata(name, "must be a string")),
+        }
+    }
+
+    fn bool(&self, name: &str) -> Result<Option<bool>, RegistrationError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(RegistrationError::metadata(name, "must be true or false")),
         }
     }
 

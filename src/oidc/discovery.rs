@@ -16,10 +16,12 @@ pub const STANDARD_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_a
 /// `configured_scopes`: the scopes the operator described in the config.
 /// `registration_enabled`: whether `/register` accepts registrations
 /// (`RegistrationConfig::enabled`); only then is it advertised.
+/// `par_required`: `par.required`, every client must push its requests.
 pub fn metadata<'a>(
     endpoints: &Endpoints,
     configured_scopes: impl Iterator<Item = &'a str>,
     registration_enabled: bool,
+    par_required: bool,
 ) -> Value {
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
     let mut scopes: Vec<&str> = STANDARD_SCOPES.to_vec();
@@ -59,6 +61,9 @@ pub fn metadata<'a>(
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
+        // RFC 9126 §5.
+        "pushed_authorization_request_endpoint": endpoints.pushed_authorization_request,
+        "require_pushed_authorization_requests": par_required,
         "access_token_signing_alg_values_supported": algs,
     });
     if registration_enabled {

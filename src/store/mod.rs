@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use crate::clock::UnixTime;
 use crate::domain::{
     ApiKey, AuthorizationCode, Client, CodeRedemption, Grant, Interaction, KeyUse, LoginFailures,
-    RefreshRotation, RefreshToken, Resource, ScopeSet, User,
+    PushedRequest, RefreshRotation, RefreshToken, Resource, ScopeSet, User,
 };
 use crate::jose::KeyError;
 use crate::jose::SigningKeyRecord;
@@ -358,6 +358,24 @@ pub trait InteractionStore: Send + Sync {
     async fn prune_interactions(&self, now: UnixTime) -> Result<u64, StoreError>;
 }
 
+/// Pushed authorization requests (RFC 9126), by the SHA-256 of their
+/// `request_uri`.
+#[async_trait]
+pub trait PushedRequestStore: Send + Sync {
+    async fn insert_pushed_request(&self, request: &PushedRequest) -> Result<(), StoreError>;
+    /// Removes and returns the request, when it exists, belongs to
+    /// `client_id` and has not expired at `now`: one conditional DELETE, so
+    /// of N racing callers at most one gets it.
+    async fn take_pushed_request(
+        &self,
+        request_uri_hash: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<PushedRequest>, StoreError>;
+    /// Drops expired requests.
+    async fn prune_pushed_requests(&self, now: UnixTime) -> Result<u64, StoreError>;
+}
+
 /// A remembered consent: the scopes `sub` has granted `client_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consent {
@@ -552,6 +570,7 @@ pub trait Store:
     + LoginThrottleStore
     + SessionRecordStore
     + InteractionStore
+    + PushedRequestStore
     + AuditStore
     + ApiKeyStore
     + PoolMonitor
@@ -569,6 +588,7 @@ impl<T> Store for T where
         + LoginThrottleStore
         + SessionRecordStore
         + InteractionStore
+        + PushedRequestStore
         + AuditStore
         + ApiKeyStore
         + PoolMonitor

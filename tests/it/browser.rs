@@ -134,6 +134,14 @@ impl AuthRequest {
     pub(crate) fn query(&self) -> String {
         serde_urlencoded::to_string(&self.params).unwrap()
     }
+
+    /// The parameters, as a client pushes them to `/par` (RFC 9126).
+    pub(crate) fn pairs(&self) -> Vec<(&str, &str)> {
+        self.params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -660,7 +668,7 @@ async fn es256_id_token_is_verified_by_the_crate(backend: Backend) {
 // ---------------------------------------------------------------------------
 // Authorization endpoint errors.
 
-fn assert_error_page(r: &Resp, status: StatusCode) {
+pub(crate) fn assert_error_page(r: &Resp, status: StatusCode) {
     assert_eq!(r.status, status, "{}", r.body);
     assert!(r.location().is_none(), "an error page never redirects");
     assert!(
@@ -670,7 +678,7 @@ fn assert_error_page(r: &Resp, status: StatusCode) {
 }
 
 /// An error redirect carrying `code`, the request's state and iss.
-fn assert_redirect_error(server: &TestServer, r: &Resp, code: &str) {
+pub(crate) fn assert_redirect_error(server: &TestServer, r: &Resp, code: &str) {
     let params = r.callback();
     assert_eq!(
         params.get("error").map(String::as_str),

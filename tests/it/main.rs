@@ -17,6 +17,7 @@ mod keys;
 mod layers;
 mod ops;
 mod outage;
+mod par;
 mod properties;
 mod registration;
 mod resources;

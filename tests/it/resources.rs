@@ -95,7 +95,8 @@ fn jwt_alg(token: &str) -> jsonwebtoken::Algorithm {
     jsonwebtoken::decode_header(token).unwrap().alg
 }
 
-async fn count(server: &TestServer, sql: &str) -> i64 {
+/// One number from the server's database, read directly.
+pub(crate) async fn count(server: &TestServer, sql: &str) -> i64 {
     let sql = sqlx::AssertSqlSafe(sql.to_string());
     if server.db.url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(&server.db.url).await.unwrap();
