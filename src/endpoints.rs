@@ -22,6 +22,10 @@ pub mod path {
     pub const REGISTRATION_CLIENT: &str = "/register/{client_id}";
     /// Issue 12: resource servers check an API key.
     pub const API_KEY_VERIFY: &str = "/apikeys/verify";
+    /// RFC 8628 §3.1: the device authorization endpoint.
+    pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
+    /// RFC 8628 §3.3: the page where the person enters the user code.
+    pub const DEVICE_VERIFICATION: &str = "/device";
     pub const STYLESHEET: &str = "/static/tessera.css";
     pub const FORM_POST_SCRIPT: &str = "/static/form_post.js";
 }
@@ -38,6 +42,9 @@ pub struct Endpoints {
     pub jwks: String,
     pub end_session: String,
     pub registration: String,
+    pub device_authorization: String,
+    /// RFC 8628 §3.2 `verification_uri`.
+    pub device_verification: String,
 }
 
 impl Endpoints {
@@ -54,6 +61,8 @@ impl Endpoints {
             jwks: url(path::JWKS),
             end_session: url(path::END_SESSION),
             registration: url(path::REGISTRATION),
+            device_authorization: url(path::DEVICE_AUTHORIZATION),
+            device_verification: url(path::DEVICE_VERIFICATION),
         }
     }
 
