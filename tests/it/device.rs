@@ -509,7 +509,46 @@ async fn public_cli_client_with_the_oauth2_crate(backend: Backend) {
     assert!(token.refresh_token().is_none());
 }
 
+/// RFC 7591: a device-only client registers over HTTP without a redirect
+/// URI, and then gets device codes.
+async fn a_device_client_registers_at_the_registration_endpoint(backend: Backend) {
+    const INITIAL: &str = "initial-access-token-for-device-tests";
+    let server = TestServer::start_with(backend, |c| {
+        c.registration.initial_access_tokens = vec![INITIAL.into()];
+    })
+    .await;
+    let response = http()
+        .post(server.url("/register"))
+        .bearer_auth(INITIAL)
+        .json(&serde_json::json!({
+            "client_name": "Kiosk",
+            "grant_types": [DEVICE_GRANT],
+            "token_endpoint_auth_method": "none",
+            "scope": "openid",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let registered: Value = response.json().await.unwrap();
+    assert_eq!(registered["grant_types"], serde_json::json!([DEVICE_GRANT]));
+    assert!(registered.get("client_secret").is_none(), "{registered}");
+    let kiosk = Rp {
+        id: registered["client_id"].as_str().unwrap().to_string(),
+        secret: None,
+    };
+    let started = start_device(&server, &kiosk, "openid").await;
+    poll_fails(
+        &server,
+        &kiosk,
+        device_code(&started),
+        "authorization_pending",
+    )
+    .await;
+}
+
 crate::both_backends!(
+    a_device_client_registers_at_the_registration_endpoint,
     whole_flow_over_http,
     denial_is_access_denied,
     expired_codes_are_expired_token_and_pruned,
