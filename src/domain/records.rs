@@ -120,8 +120,10 @@ pub struct Interaction {
 
 /// A device authorization (RFC 8628 §3.2): the device polls the token
 /// endpoint with its device code while the person approves or denies on
-/// the `/device` page with the user code. Both codes are stored only as
-/// SHA-256.
+/// the `/device` page with the user code. Both codes are stored here only
+/// as SHA-256; while the person confirms, their interaction holds the
+/// normalised user code (the consent page shows it for comparison,
+/// RFC 8628 §5.4) until it ends or expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceAuthorization {
     pub device_code_hash: String,
