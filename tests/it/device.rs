@@ -547,8 +547,41 @@ async fn a_device_client_registers_at_the_registration_endpoint(backend: Backend
     .await;
 }
 
+/// RFC 8628 §5.4: consent given before, or a client that skips consent,
+/// does not skip confirming the device: the signed-in person still gets
+/// the page with the code.
+async fn the_person_always_confirms_a_device(backend: Backend) {
+    let server = start(backend).await;
+    add_user(&server, "alice").await;
+    let app = rp(
+        &server,
+        ClientRegistration {
+            skip_consent: true,
+            ..device_app(false)
+        },
+    )
+    .await;
+    let browser = Browser::new(&server);
+    for round in 0..2 {
+        let started = start_device(&server, &app, "openid profile").await;
+        // Signed in after the first round: straight to the confirmation.
+        let consent = confirm(
+            &browser,
+            &server.url("/device"),
+            user_code(&started),
+            "alice",
+        )
+        .await;
+        assert!(consent.body.contains(user_code(&started)), "round {round}");
+        browser.decide(&consent, "allow").await;
+        let (status, body) = poll(&server, &app, device_code(&started)).await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {body}");
+    }
+}
+
 crate::both_backends!(
     a_device_client_registers_at_the_registration_endpoint,
+    the_person_always_confirms_a_device,
     whole_flow_over_http,
     denial_is_access_denied,
     expired_codes_are_expired_token_and_pruned,
