@@ -285,6 +285,28 @@ async fn expired_codes_are_expired_token_and_pruned(backend: Backend) {
     poll_fails(&server, &app, device_code(&started), "invalid_grant").await;
 }
 
+/// The code expires while the person is on the consent page: allowing
+/// then says so and changes nothing.
+async fn a_code_expiring_during_consent_is_refused(backend: Backend) {
+    let server = start(backend).await;
+    add_user(&server, "alice").await;
+    let app = rp(&server, device_app(false)).await;
+    let started = start_device(&server, &app, "openid").await;
+    let browser = Browser::new(&server);
+    let consent = confirm(
+        &browser,
+        &server.url("/device"),
+        user_code(&started),
+        "alice",
+    )
+    .await;
+    server.clock.advance(600);
+    let done = browser.decide(&consent, "allow").await;
+    assert_eq!(done.status, StatusCode::BAD_REQUEST, "{}", done.body);
+    assert!(done.body.contains("expired"), "{}", done.body);
+    poll_fails(&server, &app, device_code(&started), "expired_token").await;
+}
+
 async fn only_the_issuing_client_may_poll(backend: Backend) {
     let server = start(backend).await;
     add_user(&server, "alice").await;
@@ -582,6 +604,7 @@ async fn the_person_always_confirms_a_device(backend: Backend) {
 crate::both_backends!(
     a_device_client_registers_at_the_registration_endpoint,
     the_person_always_confirms_a_device,
+    a_code_expiring_during_consent_is_refused,
     whole_flow_over_http,
     denial_is_access_denied,
     expired_codes_are_expired_token_and_pruned,
