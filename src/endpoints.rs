@@ -24,6 +24,10 @@ pub mod path {
     pub const PUSHED_AUTHORIZATION_REQUEST: &str = "/par";
     /// Issue 12: resource servers check an API key.
     pub const API_KEY_VERIFY: &str = "/apikeys/verify";
+    /// RFC 8628 §3.1: the device authorization endpoint.
+    pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
+    /// RFC 8628 §3.3: the page where the person enters the user code.
+    pub const DEVICE_VERIFICATION: &str = "/device";
     pub const STYLESHEET: &str = "/static/tessera.css";
     pub const FORM_POST_SCRIPT: &str = "/static/form_post.js";
 }
@@ -41,6 +45,9 @@ pub struct Endpoints {
     pub end_session: String,
     pub registration: String,
     pub pushed_authorization_request: String,
+    pub device_authorization: String,
+    /// RFC 8628 §3.2 `verification_uri`.
+    pub device_verification: String,
 }
 
 impl Endpoints {
@@ -58,6 +65,8 @@ impl Endpoints {
             end_session: url(path::END_SESSION),
             registration: url(path::REGISTRATION),
             pushed_authorization_request: url(path::PUSHED_AUTHORIZATION_REQUEST),
+            device_authorization: url(path::DEVICE_AUTHORIZATION),
+            device_verification: url(path::DEVICE_VERIFICATION),
         }
     }
 

@@ -11,7 +11,7 @@ use crate::jose::KeyError;
 use crate::store::StoreError;
 
 /// Error codes of RFC 6749 §4.1.2.1 / §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1,
-/// OIDC Core §3.1.2.6 and RFC 8707 §2.
+/// OIDC Core §3.1.2.6, RFC 8707 §2 and RFC 8628 §3.5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidRequest,
@@ -34,6 +34,12 @@ pub enum ErrorCode {
     /// RFC 8707 §2: the requested resource is invalid, unknown, or not
     /// one the client may get a token for.
     InvalidTarget,
+    /// RFC 8628 §3.5: the person has not answered the device's request yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: the device polls faster than its interval allows.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired before it was used.
+    ExpiredToken,
 }
 
 impl ErrorCode {
@@ -57,6 +63,9 @@ impl ErrorCode {
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::InvalidTarget => "invalid_target",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
         }
     }
 }

@@ -202,6 +202,7 @@ impl AppState {
         GrantContext {
             tokens: self.tokens(),
             grants: &*self.store,
+            device_codes: &*self.store,
             users: &*self.store,
             api_keys: &*self.store,
             audit: &self.audit,
@@ -216,6 +217,7 @@ impl AppState {
             clients: &self.clients,
             consents: &*self.store,
             grants: &*self.store,
+            device_codes: &*self.store,
             users: &*self.store,
             resources: &self.resources,
             pushed: &*self.store,
@@ -344,7 +346,7 @@ impl AppState {
 
     /// Background upkeep for a serving instance: cache refresh, the key
     /// rotation schedule, and pruning of expired revocations, sessions, grants,
-    /// codes, refresh tokens and login counters, and of audit events older
+    /// codes, device codes, refresh tokens and login counters, and of audit events older
     /// than `audit.retention_days`.
     pub fn spawn_background_tasks(&self) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
@@ -409,6 +411,9 @@ impl AppState {
                         }
                         if let Err(e) = state.store.prune_pushed_requests(now).await {
                             tracing::warn!(error = %e, "pruning pushed requests failed");
+                        }
+                        if let Err(e) = state.store.prune_device_codes(now).await {
+                            tracing::warn!(error = %e, "pruning device codes failed");
                         }
                         let keep = state.config.longest_token_lifetime();
                         if let Err(e) = state.store.prune_grants(now, keep).await {

@@ -255,6 +255,48 @@ pub async fn attempt_succeeded(throttle: &Throttle<'_>, attempt: &Attempt) -> Re
     Ok(())
 }
 
+/// The throttle key of the user codes (RFC 8628 device flow) entered from
+/// a client address.
+pub fn user_code_key(ip: IpAddr) -> String {
+    format!("device:{}", address_key(ip))
+}
+
+/// Whether user codes entered from `ip` are refused now: too many wrong
+/// ones locked the address. Reads only.
+pub async fn check_user_code(
+    throttle: &Throttle<'_>,
+    ip: IpAddr,
+) -> Result<ThrottleDecision, AppError> {
+    let counter = throttle.store.login_failures(&user_code_key(ip)).await?;
+    Ok(decide(throttle.clock.now(), &[counter]))
+}
+
+/// A wrong (unknown, answered or expired) user code was entered from `ip`.
+/// RFC 8628 §5.1: a user code is short, so guessing is rate-limited like
+/// passwords: `login.max_failures` wrong codes within
+/// `login.failure_window_secs` lock the address out of the device page for
+/// `login.lockout_secs`. `Locked` when this failure locked it (or a lock
+/// set meanwhile runs).
+pub async fn user_code_failed(
+    throttle: &Throttle<'_>,
+    ip: IpAddr,
+) -> Result<ThrottleDecision, AppError> {
+    let now = throttle.clock.now();
+    let key = user_code_key(ip);
+    let counted = throttle
+        .store
+        .count_login_attempt(&key, now, throttle.config.failure_window_secs)
+        .await?;
+    if let Some(retry_after_secs) = remaining(now, &counted) {
+        return Ok(ThrottleDecision::Locked { retry_after_secs });
+    }
+    if counted.failures >= pair_limit(throttle) {
+        let retry_after_secs = lock(throttle, &key, now).await?;
+        return Ok(ThrottleDecision::Locked { retry_after_secs });
+    }
+    Ok(ThrottleDecision::Allowed)
+}
+
 fn pair_limit(throttle: &Throttle<'_>) -> i64 {
     throttle.config.max_failures
 }

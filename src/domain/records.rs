@@ -131,3 +131,41 @@ pub struct PushedRequest {
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
 }
+/// A device authorization (RFC 8628 §3.2): the device polls the token
+/// endpoint with its device code while the person approves or denies on
+/// the `/device` page with the user code. Both codes are stored here only
+/// as SHA-256; while the person confirms, their interaction holds the
+/// normalised user code (the consent page shows it for comparison,
+/// RFC 8628 §5.4) until it ends or expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAuthorization {
+    pub device_code_hash: String,
+    /// SHA-256 of the normalised user code (upper-case, no dash).
+    pub user_code_hash: String,
+    pub client_id: String,
+    pub scope: ScopeSet,
+    /// The least number of seconds between polls; grows on `slow_down`
+    /// (RFC 8628 §3.5).
+    pub interval_secs: i64,
+    pub last_polled_at: Option<UnixTime>,
+    pub decision: DeviceDecision,
+    /// When the device got its tokens: the code is used up.
+    pub consumed_at: Option<UnixTime>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// What the person answered on the `/device` page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceDecision {
+    Pending,
+    /// Approved by `sub`, signed in at `auth_time` in login session `sid`.
+    Approved {
+        sub: String,
+        auth_time: UnixTime,
+        sid: Option<String>,
+    },
+    Denied {
+        at: UnixTime,
+    },
+}

@@ -16,7 +16,8 @@ use super::{mount, session};
 use crate::auth::session::LoginSession;
 use crate::endpoints::path;
 use crate::error::AppError;
-use crate::oauth::authorize::{self, AuthorizeError, Decision, Pending};
+use crate::oauth::authorize::{self, AuthorizeError, ConsentAnswer, Decision, Pending};
+use crate::oauth::device::DeviceAnswer;
 use crate::oauth::interaction::{self, Interactions};
 use crate::oauth::par;
 use crate::oauth::request::FormParams;
@@ -289,6 +290,7 @@ async fn consent_page(
                         .join(", "),
                 })
                 .collect(),
+            device_user_code: pending.request.device.as_ref().map(|d| d.display_code()),
             csrf_token,
             action: interaction_url(&mount::url(path::AUTHORIZATION), interaction_id),
         },
@@ -339,10 +341,15 @@ async fn consent(
         }
         let ctx = state.authorize_context();
         let answer = authorize::answer_consent(&ctx, &resumed.pending, &login, allow).await?;
-        let kind = if allow {
-            AuditKind::ConsentGiven
-        } else {
-            AuditKind::ConsentDenied
+        let kind = match &answer {
+            ConsentAnswer::Client(_) if allow => AuditKind::ConsentGiven,
+            ConsentAnswer::Client(_) => AuditKind::ConsentDenied,
+            ConsentAnswer::Device(DeviceAnswer::Approved) => AuditKind::DeviceApproved,
+            ConsentAnswer::Device(DeviceAnswer::Denied) => AuditKind::DeviceDenied,
+            // Expired meanwhile: nothing happened to record.
+            ConsentAnswer::Device(DeviceAnswer::Expired) => {
+                return Ok(super::device::answered_page(DeviceAnswer::Expired));
+            }
         };
         state
             .audit
@@ -358,7 +365,10 @@ async fn consent(
                 .with_origin(origin),
             )
             .await;
-        Ok::<_, AppError>(respond(answer))
+        Ok::<_, AppError>(match answer {
+            ConsentAnswer::Client(response) => respond(response),
+            ConsentAnswer::Device(device) => super::device::answered_page(device),
+        })
     }
     .await;
     result.unwrap_or_else(internal)

@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 use crate::error::{AppError, ErrorCode, OAuthError};
 
 /// RFC 6749 §5.2: 401 for a failed client authentication, 5xx for our own
-/// failures, 400 for everything else.
+/// failures, 400 for everything else (RFC 8628 §3.5's polling answers
+/// `authorization_pending`, `slow_down`, `access_denied` and
+/// `expired_token` included).
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,

@@ -8,6 +8,7 @@ pub mod authorize;
 pub mod browser;
 pub mod client_addr;
 pub mod csrf;
+pub mod device;
 pub mod discovery;
 pub mod error;
 pub mod form;
@@ -90,6 +91,10 @@ pub fn router(state: AppState) -> Router {
             get(authorize::get).post(authorize::post),
         )
         .route(path::LOGIN, post(login::login))
+        .route(
+            path::DEVICE_VERIFICATION,
+            get(device::get).post(device::post),
+        )
         .route(path::END_SESSION, get(logout::get).post(logout::post))
         .layer(sessions)
         .layer(axum::middleware::map_response(pages::fill_empty_errors));
@@ -107,6 +112,10 @@ pub fn router(state: AppState) -> Router {
         .route(path::JWKS, get(jwks::jwks))
         .route(path::TOKEN, post(token::token))
         .route(path::PUSHED_AUTHORIZATION_REQUEST, post(par::push))
+        .route(
+            path::DEVICE_AUTHORIZATION,
+            post(device::device_authorization),
+        )
         .route(path::REVOCATION, post(revoke::revoke))
         .route(path::USERINFO, get(userinfo::get).post(userinfo::post))
         .merge(register::routes(&state.config.registration))

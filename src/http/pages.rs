@@ -29,8 +29,32 @@ pub struct ConsentPage {
     pub client_name: String,
     pub username: String,
     pub scopes: Vec<ScopeView>,
+    /// For a device's request (RFC 8628 §5.4): the user code, shown for
+    /// the person to compare with their device's.
+    pub device_user_code: Option<String>,
     pub csrf_token: String,
     pub action: String,
+}
+
+/// RFC 8628 §3.3: where the person enters the code their device shows.
+#[derive(Template)]
+#[template(path = "device.html")]
+pub struct DevicePage {
+    pub user_code: String,
+    pub max_len: usize,
+    pub error: Option<String>,
+    pub csrf_token: String,
+    pub action: String,
+}
+
+/// The end of the device flow in the browser: approved ("return to your
+/// device") or not.
+#[derive(Template)]
+#[template(path = "device_done.html")]
+pub struct DeviceDonePage {
+    pub approved: bool,
+    pub title: String,
+    pub message: String,
 }
 
 #[derive(Template)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::client_cache::ClientCache;
+use super::device::{self, DeviceAnswer, DeviceRequest};
 use super::grants::authorization_code;
 use super::pkce;
 use super::redirect;
@@ -23,7 +24,9 @@ use crate::domain::{AuthorizationCode, Client, Grant};
 use crate::error::{AppError, ErrorCode, OAuthError};
 use crate::oidc::id_token::{self, IdTokenInput};
 use crate::oidc::logout::IdTokenHint;
-use crate::store::{ConsentStore, GrantStore, PushedRequestStore, StoreError, UserStore};
+use crate::store::{
+    ConsentStore, DeviceCodeStore, GrantStore, PushedRequestStore, StoreError, UserStore,
+};
 
 /// What the authorization endpoint works with.
 pub struct AuthorizeContext<'a> {
@@ -31,6 +34,8 @@ pub struct AuthorizeContext<'a> {
     pub clients: &'a ClientCache,
     pub consents: &'a dyn ConsentStore,
     pub grants: &'a dyn GrantStore,
+    /// Where the person's answer to a device's request goes (RFC 8628).
+    pub device_codes: &'a dyn DeviceCodeStore,
     /// For the claims of an ID token answered at once (`response_type=id_token`).
     pub users: &'a dyn UserStore,
     /// The registered resources a request may name (RFC 8707).
@@ -82,6 +87,13 @@ pub struct AuthorizationRequest {
     /// existed.
     #[serde(default)]
     pub resources: Vec<String>,
+    /// Set when this is a device's request (RFC 8628) that the person
+    /// confirms on the `/device` page: then the answer goes to the device
+    /// code, and `response_type` and `target` are inert
+    /// (`oauth::device::pending_confirmation`). Only that function sets it;
+    /// an authorization request never does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceRequest>,
 }
 
 /// A validated request with its (cached) client.
@@ -363,6 +375,7 @@ pub async fn parse_from(
             login_hint: params.get("login_hint").map(str::to_string),
             hint_sub,
             resources,
+            device: None,
         },
         client,
     })
@@ -427,6 +440,13 @@ async fn needs_consent(
     pending: &Pending,
     login: &LoginSession,
 ) -> Result<bool, AppError> {
+    // RFC 8628 §5.4: the person always confirms a device's request on the
+    // consent page (which shows the user code), whatever was consented
+    // before and even for a client that skips consent: a user code may
+    // have been sent to them by an attacker.
+    if pending.request.device.is_some() {
+        return Ok(true);
+    }
     if pending.client.metadata.skip_consent {
         return Ok(false);
     }
@@ -445,6 +465,14 @@ async fn needs_consent(
     Ok(!pending.request.scope.is_subset(&granted))
 }
 
+/// Where the answer on the consent page goes.
+pub enum ConsentAnswer {
+    /// Back to the client's redirect URI.
+    Client(AuthorizationResponse),
+    /// To the waiting device (RFC 8628): the person is told to return to it.
+    Device(DeviceAnswer),
+}
+
 /// The person's answer on the consent page. The caller has ended the
 /// interaction, so this runs once per consent form.
 pub async fn answer_consent(
@@ -452,14 +480,33 @@ pub async fn answer_consent(
     pending: &Pending,
     login: &LoginSession,
     allow: bool,
-) -> Result<AuthorizationResponse, AppError> {
+) -> Result<ConsentAnswer, AppError> {
     let req = &pending.request;
+    if let Some(request) = &req.device {
+        let answer =
+            device::answer(ctx.device_codes, request, login, allow, ctx.tokens.now()).await?;
+        if answer == DeviceAnswer::Approved {
+            remember_consent(ctx, pending, login).await?;
+        }
+        return Ok(ConsentAnswer::Device(answer));
+    }
     if !allow {
-        return Ok(req.target.error(
+        return Ok(ConsentAnswer::Client(req.target.error(
             ctx.tokens.issuer,
             &OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
-        ));
+        )));
     }
+    remember_consent(ctx, pending, login).await?;
+    Ok(ConsentAnswer::Client(approve(ctx, pending, login).await?))
+}
+
+/// Adds the request's scopes to what the person consented to for its client.
+async fn remember_consent(
+    ctx: &AuthorizeContext<'_>,
+    pending: &Pending,
+    login: &LoginSession,
+) -> Result<(), AppError> {
+    let req = &pending.request;
     let previous = ctx
         .consents
         .consent(&login.sub, &pending.client.client_id)
@@ -474,7 +521,7 @@ pub async fn answer_consent(
             ctx.tokens.now(),
         )
         .await?;
-    approve(ctx, pending, login).await
+    Ok(())
 }
 
 /// The answer to an approved request: a code, or (for
@@ -484,6 +531,12 @@ pub async fn approve(
     pending: &Pending,
     login: &LoginSession,
 ) -> Result<AuthorizationResponse, AppError> {
+    if pending.request.device.is_some() {
+        // `decide` always asks the person about a device's request.
+        return Err(AppError::internal(
+            "a device's request is only approved on the consent page",
+        ));
+    }
     match pending.request.response_type {
         ResponseType::Code => issue_code(ctx, pending, login).await,
         ResponseType::IdToken => issue_id_token(ctx, pending, login).await,

@@ -6,11 +6,33 @@ use crate::clock::UnixTime;
 use crate::crypto;
 use crate::domain::client::{AUTH_METHOD_NONE, Client, ClientMetadata};
 use crate::domain::scope::ScopeSet;
+use crate::error::OAuthError;
 use crate::jose::SigningAlg;
 use crate::oauth::client_auth::{self, client_secret_basic};
-use crate::oauth::grants::{self, authorization_code, client_credentials, refresh_token};
+use crate::oauth::grants::{
+    self, authorization_code, client_credentials, device_code, refresh_token,
+};
 use crate::oauth::registration::{RegistrationError, RegistrationErrorCode};
 use crate::oauth::response::ResponseType;
+
+/// The scope a token request may have: the `requested` scopes if the
+/// client is registered for all of them (else `invalid_scope`), or, without
+/// a `scope` parameter, every registered one (RFC 6749 §3.3).
+pub fn scope_within_registered(
+    client: &Client,
+    requested: Option<ScopeSet>,
+) -> Result<ScopeSet, OAuthError> {
+    let registered = client.scopes();
+    let Some(requested) = requested else {
+        return Ok(registered);
+    };
+    if let Some(extra) = requested.missing_from(&registered).next() {
+        return Err(OAuthError::invalid_scope(format!(
+            "scope {extra:?} is not registered for this client"
+        )));
+    }
+    Ok(requested)
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
@@ -127,8 +149,13 @@ pub fn register(
     if response_types.contains(&ResponseType::IdToken) && reg.redirect_uris.is_empty() {
         return bad("response type id_token needs at least one redirect URI".into());
     }
-    if has(refresh_token::GRANT_TYPE) && !has(authorization_code::GRANT_TYPE) {
-        return bad("refresh_token is only issued through authorization_code".into());
+    if has(refresh_token::GRANT_TYPE)
+        && !has(authorization_code::GRANT_TYPE)
+        && !has(device_code::GRANT_TYPE)
+    {
+        return bad(
+            "refresh_token is only issued through authorization_code or the device grant".into(),
+        );
     }
     for uri in reg
         .redirect_uris

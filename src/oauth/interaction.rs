@@ -37,6 +37,28 @@ pub fn csrf_token(browser_secret: &str, interaction_id: &str) -> String {
     crypto::hash_secret(&format!("csrf.{browser_secret}.{interaction_id}"))
 }
 
+/// The CSRF token of the `/device` code-entry form in the browser holding
+/// `browser_secret`. That form comes before any interaction, so the token
+/// is derived as an interaction's is, with a fixed name in place of the id.
+pub fn device_entry_csrf_token(browser_secret: &str) -> String {
+    csrf_token(browser_secret, DEVICE_ENTRY_FORM)
+}
+
+/// Whether a `/device` form's `csrf_token` is the one of this browser.
+pub fn device_entry_csrf_matches(browser_secret: &str, presented: Option<&str>) -> bool {
+    presented.is_some_and(|p| {
+        bool::from(
+            device_entry_csrf_token(browser_secret)
+                .as_bytes()
+                .ct_eq(p.as_bytes()),
+        )
+    })
+}
+
+/// Stands for the interaction id in the `/device` form's CSRF token; never
+/// an interaction id (those are 43 base64url characters).
+const DEVICE_ENTRY_FORM: &str = "device-entry";
+
 impl Interactions<'_> {
     /// Stores `pending` for the browser holding `browser_secret`; returns
     /// the new interaction's id.

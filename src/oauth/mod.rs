@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod client;
 pub mod client_auth;
 pub mod client_cache;
+pub mod device;
 pub mod grants;
 pub mod interaction;
 pub mod introspect;

@@ -42,6 +42,8 @@ pub fn metadata<'a>(
         "end_session_endpoint": endpoints.end_session,
         "introspection_endpoint": endpoints.introspection,
         "revocation_endpoint": endpoints.revocation,
+        // RFC 8628 §4.
+        "device_authorization_endpoint": endpoints.device_authorization,
         "scopes_supported": scopes,
         "response_types_supported": ResponseType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
         "response_modes_supported": ResponseMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),

@@ -47,6 +47,9 @@ pub enum AuditKind {
     ConsentGiven,
     ConsentDenied,
     ConsentRevoked,
+    /// The person approved or denied a device's request (RFC 8628 §3.3).
+    DeviceApproved,
+    DeviceDenied,
     TokenIssued,
     /// An access token exchanged for another (RFC 8693): who exchanged
     /// whose token, and who acts.
@@ -84,6 +87,8 @@ impl AuditKind {
         Self::ConsentGiven,
         Self::ConsentDenied,
         Self::ConsentRevoked,
+        Self::DeviceApproved,
+        Self::DeviceDenied,
         Self::TokenIssued,
         Self::TokenExchanged,
         Self::TokenRevoked,
@@ -116,6 +121,8 @@ impl AuditKind {
             Self::ConsentGiven => "consent.given",
             Self::ConsentDenied => "consent.denied",
             Self::ConsentRevoked => "consent.revoked",
+            Self::DeviceApproved => "device.approved",
+            Self::DeviceDenied => "device.denied",
             Self::TokenIssued => "token.issued",
             Self::TokenExchanged => "token.exchanged",
             Self::TokenRevoked => "token.revoked",

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 
 use crate::clock::UnixTime;
 use crate::domain::{
-    ApiKey, AuthorizationCode, Client, CodeRedemption, Grant, Interaction, KeyUse, LoginFailures,
-    PushedRequest, RefreshRotation, RefreshToken, Resource, ScopeSet, User,
+    ApiKey, AuthorizationCode, Client, CodeRedemption, DeviceAuthorization, Grant, Interaction,
+    KeyUse, LoginFailures, PushedRequest, RefreshRotation, RefreshToken, Resource, ScopeSet, User,
 };
 use crate::jose::KeyError;
 use crate::jose::SigningKeyRecord;
@@ -376,6 +376,67 @@ pub trait PushedRequestStore: Send + Sync {
     async fn prune_pushed_requests(&self, now: UnixTime) -> Result<u64, StoreError>;
 }
 
+/// Device authorizations (RFC 8628, `domain::DeviceAuthorization`). Every
+/// change is one conditional statement (redemption also inserts the grant
+/// in the same transaction), so instances sharing the database agree.
+#[async_trait]
+pub trait DeviceCodeStore: Send + Sync {
+    /// `StoreError::Conflict` when the user code is taken (the caller draws
+    /// another one).
+    async fn insert_device_code(&self, device: &DeviceAuthorization) -> Result<(), StoreError>;
+    async fn device_code(
+        &self,
+        device_code_hash: &str,
+    ) -> Result<Option<DeviceAuthorization>, StoreError>;
+    /// The authorization with this user code if nobody answered it yet and
+    /// it has not expired at `now`.
+    async fn pending_device_code(
+        &self,
+        user_code_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<DeviceAuthorization>, StoreError>;
+    /// Records a poll at `now`. A poll sooner than the interval after the
+    /// previous one grows the interval by `slow_down_secs` (RFC 8628 §3.5).
+    /// The interval afterwards; `None` for an unknown code.
+    async fn record_device_poll(
+        &self,
+        device_code_hash: &str,
+        now: UnixTime,
+        slow_down_secs: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Records that `sub` (signed in at `auth_time`, session `sid`)
+    /// approved it; `false` when it was answered already or has expired
+    /// (nothing changes then).
+    async fn approve_device_code(
+        &self,
+        user_code_hash: &str,
+        sub: &str,
+        auth_time: UnixTime,
+        sid: Option<&str>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Records that the person denied it; `false` as for approving.
+    async fn deny_device_code(
+        &self,
+        user_code_hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Uses up an approved, unexpired, unused code of `client_id` and, in
+    /// the same transaction, stores the grant it becomes (`grant_id`, ending
+    /// at `grant_expires_at`). Of racing callers exactly one gets the
+    /// grant; the others (and any later one) get `None`.
+    async fn redeem_device_code(
+        &self,
+        device_code_hash: &str,
+        client_id: &str,
+        grant_id: &str,
+        grant_expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<Option<Grant>, StoreError>;
+    /// Drops expired device authorizations.
+    async fn prune_device_codes(&self, now: UnixTime) -> Result<u64, StoreError>;
+}
+
 /// A remembered consent: the scopes `sub` has granted `client_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consent {
@@ -571,6 +632,7 @@ pub trait Store:
     + SessionRecordStore
     + InteractionStore
     + PushedRequestStore
+    + DeviceCodeStore
     + AuditStore
     + ApiKeyStore
     + PoolMonitor
@@ -589,6 +651,7 @@ impl<T> Store for T where
         + SessionRecordStore
         + InteractionStore
         + PushedRequestStore
+        + DeviceCodeStore
         + AuditStore
         + ApiKeyStore
         + PoolMonitor

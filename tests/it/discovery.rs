@@ -27,6 +27,7 @@ async fn both_documents_agree_and_list_only_what_works(backend: Backend) {
         "jwks_uri",
         "introspection_endpoint",
         "revocation_endpoint",
+        "device_authorization_endpoint",
     ] {
         let url = doc[endpoint].as_str().unwrap();
         assert!(url.starts_with(&server.base), "{endpoint}");
@@ -47,12 +48,18 @@ async fn both_documents_agree_and_list_only_what_works(backend: Backend) {
                 "client_credentials",
                 "authorization_code",
                 "refresh_token",
-                "urn:ietf:params:oauth:grant-type:token-exchange"
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+                "urn:ietf:params:oauth:grant-type:device_code"
             ]
             .contains(&grant.as_str().unwrap()),
             "{grant}"
         );
     }
+    // RFC 8628 §4.
+    assert_eq!(
+        doc["device_authorization_endpoint"],
+        format!("{}/device_authorization", server.base)
+    );
     let jwks = http()
         .get(doc["jwks_uri"].as_str().unwrap())
         .send()

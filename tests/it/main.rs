@@ -10,6 +10,7 @@ mod attacks;
 mod browser;
 mod cli;
 mod client_credentials;
+mod device;
 mod discovery;
 mod hardening;
 mod introspection;

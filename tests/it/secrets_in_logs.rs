@@ -10,6 +10,8 @@ use serde_json::Value;
 use crate::browser::{AuthRequest, Browser, PASSWORD, REDIRECT, Rp};
 use crate::harness::{Backend, TestDatabase, cli_on, eventually, http, test_master_key};
 
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 /// The value of the `name=` cookie a response set.
 fn set_cookie(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
     headers
@@ -94,6 +96,22 @@ async fn no_secret_reaches_the_logs(backend: Backend) {
         &["client", "add", "--name", "machine", "--scope", "read"],
         None,
     ));
+    let device = json_of(cli_on(
+        &db.url,
+        &[
+            "client",
+            "add",
+            "--name",
+            "tv",
+            "--public",
+            "--grant-type",
+            DEVICE_GRANT,
+            "--scope",
+            "openid",
+        ],
+        None,
+    ));
+    let device_client_id = device["client_id"].as_str().unwrap().to_string();
     let app = Rp {
         id: web["client_id"].as_str().unwrap().to_string(),
         secret: Some(web["client_secret"].as_str().unwrap().to_string()),
@@ -376,6 +394,56 @@ async fn no_secret_reaches_the_logs(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
+    // The device flow (RFC 8628): the device code, the user code (as shown
+    // and as stored), the code form's CSRF token and the tokens.
+    let started: Value = http()
+        .post(format!("{base}/device_authorization"))
+        .form(&[
+            ("client_id", device_client_id.as_str()),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device_code = started["device_code"].as_str().unwrap().to_string();
+    let user_code = started["user_code"].as_str().unwrap().to_string();
+    secrets.extend([
+        device_code.clone(),
+        user_code.clone(),
+        user_code.replace('-', ""),
+    ]);
+    let poll = || {
+        http()
+            .post(format!("{base}/token"))
+            .form(&[
+                ("client_id", device_client_id.as_str()),
+                ("grant_type", DEVICE_GRANT),
+                ("device_code", device_code.as_str()),
+            ])
+            .send()
+    };
+    assert_eq!(poll().await.unwrap().status(), StatusCode::BAD_REQUEST);
+    let page = browser
+        .get(started["verification_uri_complete"].as_str().unwrap())
+        .await;
+    secrets.push(page.csrf());
+    let entered = browser
+        .post(
+            &page.action(),
+            &[("csrf_token", &page.csrf()), ("user_code", &user_code)],
+        )
+        .await;
+    let consent = browser.follow(entered).await;
+    let done = browser.decide(&consent, "allow").await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let device_tokens: Value = poll().await.unwrap().json().await.unwrap();
+    for name in ["access_token", "id_token"] {
+        secrets.push(device_tokens[name].as_str().unwrap().to_string());
+    }
 
     drop(server);
     let log = std::fs::read_to_string(dir.join("server.log")).unwrap();

@@ -38,21 +38,9 @@ impl Grant for ClientCredentialsGrant {
         client: &Client,
         request: Self::Request,
     ) -> Result<TokenResponse, AppError> {
-        let registered = client.scopes();
         let asked = request.scope.is_some();
         // RFC 6749 §3.3: without a `scope` parameter the registered scopes apply.
-        let scope = match request.scope {
-            None => registered,
-            Some(requested) => {
-                if let Some(extra) = requested.missing_from(&registered).next() {
-                    return Err(OAuthError::invalid_scope(format!(
-                        "scope {extra:?} is not registered for this client"
-                    ))
-                    .into());
-                }
-                requested
-            }
-        };
+        let scope = crate::oauth::client::scope_within_registered(client, request.scope)?;
         // RFC 8707 §2: the token is for the requested resources only, with
         // only the scopes they define.
         let resources = resource::resolve(ctx.resources, &request.resources).await?;

@@ -10,6 +10,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod device_code;
 pub mod refresh_token;
 pub mod token_exchange;
 
@@ -25,7 +26,7 @@ use super::tokens::Tokens;
 use crate::domain::Client;
 use crate::error::{AppError, ErrorCode, OAuthError};
 use crate::service::audit::AuditSink;
-use crate::store::{ApiKeyStore, GrantStore, UserStore};
+use crate::store::{ApiKeyStore, DeviceCodeStore, GrantStore, UserStore};
 
 /// Every grant the token endpoint implements, in discovery order.
 pub static REGISTRY: &[&dyn GrantHandler] = &[
@@ -33,15 +34,18 @@ pub static REGISTRY: &[&dyn GrantHandler] = &[
     &Registered::<refresh_token::RefreshTokenGrant>::NEW,
     &Registered::<client_credentials::ClientCredentialsGrant>::NEW,
     &Registered::<token_exchange::TokenExchangeGrant>::NEW,
+    &Registered::<device_code::DeviceCodeGrant>::NEW,
 ];
 
-/// What a grant may use: token signing, the stores of user grants and of
-/// API keys, the registered resources (RFC 8707), the audit log (refused
-/// uses of an API key, token exchanges), and where revocations of access
-/// tokens are looked up (a token exchange's subject and actor tokens).
+/// What a grant may use: token signing, the stores of user grants, of
+/// device codes (RFC 8628) and of API keys, the registered resources
+/// (RFC 8707), the audit log (refused uses of an API key, token
+/// exchanges), and where revocations of access tokens are looked up (a
+/// token exchange's subject and actor tokens).
 pub struct GrantContext<'a> {
     pub tokens: Tokens<'a>,
     pub grants: &'a dyn GrantStore,
+    pub device_codes: &'a dyn DeviceCodeStore,
     pub users: &'a dyn UserStore,
     pub api_keys: &'a dyn ApiKeyStore,
     pub audit: &'a dyn AuditSink,
@@ -205,10 +209,17 @@ mod tests {
                 "authorization_code",
                 "refresh_token",
                 "client_credentials",
-                "urn:ietf:params:oauth:grant-type:token-exchange"
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+                "urn:ietf:params:oauth:grant-type:device_code"
             ]
         );
         assert!(find("password").is_err());
         assert!(!find("client_credentials").unwrap().allows_public_clients());
+        // RFC 8628 §3.4: devices are often public clients.
+        assert!(
+            find(device_code::GRANT_TYPE)
+                .unwrap()
+                .allows_public_clients()
+        );
     }
 }

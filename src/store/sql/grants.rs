@@ -18,6 +18,33 @@ pub(in crate::store) fn resources_column(resources: &[String]) -> Result<String,
     Ok(resources.join(" "))
 }
 
+/// Inserts grant `$g` through `$executor` (a transaction: a grant is
+/// always stored together with what it was granted through, a code or a
+/// device code).
+macro_rules! insert_grant {
+    ($executor:expr, $g:expr) => {{
+        let g: &$crate::domain::Grant = $g;
+        sqlx::query(
+            "INSERT INTO grants (grant_id, client_id, sub, scope, auth_time, sid, \
+             created_at, expires_at, revoked_at, resources) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&g.grant_id)
+        .bind(&g.client_id)
+        .bind(&g.sub)
+        .bind(g.scope.to_string())
+        .bind(g.auth_time)
+        .bind(&g.sid)
+        .bind(g.created_at)
+        .bind(g.expires_at)
+        .bind(g.revoked_at)
+        .bind($crate::store::sql::grants::resources_column(&g.resources)?)
+        .execute($executor)
+        .await?;
+    }};
+}
+pub(crate) use insert_grant;
+
 /// A `grants` row.
 #[derive(sqlx::FromRow)]
 pub(in crate::store) struct GrantRow {
@@ -127,7 +154,7 @@ macro_rules! grants_sql {
                 AuthorizationCode, CodeRedemption, Grant, RefreshRotation, RefreshToken,
             };
             use $crate::store::sql::grants::{
-                CodeRow, CodeUseRow, GrantRow, RefreshRow, resources_column,
+                CodeRow, CodeUseRow, GrantRow, RefreshRow,
             };
             use $crate::store::{GrantStore, StoreError};
 
@@ -139,23 +166,7 @@ macro_rules! grants_sql {
                     c: &AuthorizationCode,
                 ) -> Result<(), StoreError> {
                     let mut tx = self.pool.begin().await?;
-                    sqlx::query(
-                        "INSERT INTO grants (grant_id, client_id, sub, scope, auth_time, sid, \
-                         created_at, expires_at, revoked_at, resources) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(&g.grant_id)
-                    .bind(&g.client_id)
-                    .bind(&g.sub)
-                    .bind(g.scope.to_string())
-                    .bind(g.auth_time)
-                    .bind(&g.sid)
-                    .bind(g.created_at)
-                    .bind(g.expires_at)
-                    .bind(g.revoked_at)
-                    .bind(resources_column(&g.resources)?)
-                    .execute(&mut *tx)
-                    .await?;
+                    $crate::store::sql::grants::insert_grant!(&mut *tx, g);
                     sqlx::query(
                         "INSERT INTO authorization_codes (code_hash, grant_id, client_id, \
                          redirect_uri, code_challenge, nonce, created_at, expires_at) \
