@@ -170,6 +170,10 @@ fn client_metadata(f: &Fields<'_>) -> Result<ClientRegistration, RegistrationErr
         id_token_signed_response_alg: f.alg("id_token_signed_response_alg")?,
         access_token_signed_response_alg: f.alg("access_token_signed_response_alg")?,
         post_logout_redirect_uris: f.strings("post_logout_redirect_uris")?,
+        backchannel_logout_uri: f.string("backchannel_logout_uri")?,
+        backchannel_logout_session_required: f
+            .boolean("backchannel_logout_session_required")?
+            .unwrap_or(false),
         // A client never registers itself as first-party
         // (`client::register_dynamic` enforces it as well).
         skip_consent: false,
@@ -205,6 +209,14 @@ impl Fields<'_> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(RegistrationError::metadata(name, "must be a string")),
+        }
+    }
+
+    fn boolean(&self, name: &str) -> Result<Option<bool>, RegistrationError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(RegistrationError::metadata(name, "must be true or false")),
         }
     }
 
@@ -303,6 +315,10 @@ mod tests {
             (r#"{"grant_types": [1]}"#, "grant_types"),
             (r#"{"scope": ["read"]}"#, "scope"),
             (r#"{"client_name": 5}"#, "client_name"),
+            (
+                r#"{"backchannel_logout_session_required": "yes"}"#,
+                "backchannel_logout_session_required",
+            ),
             (
                 r#"{"access_token_signed_response_alg": "HS256"}"#,
                 "access_token_signed_response_alg",
