@@ -55,6 +55,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", "0006_audit.sql", 6),
     migration!("sqlite", "0007_resources.sql", 7),
     migration!("sqlite", "0008_api_keys.sql", 8),
+    migration!("sqlite", "0010_backchannel_logout.sql", 10),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -66,6 +67,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", "0006_audit.sql", 6),
     migration!("postgres", "0007_resources.sql", 7),
     migration!("postgres", "0008_api_keys.sql", 8),
+    migration!("postgres", "0010_backchannel_logout.sql", 10),
 ];
 
 /// `checksum` is NULL only in rows written before checksums were recorded;

@@ -10,9 +10,9 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use super::migrate::{self, run_migrations};
 use super::sql::{
-    BackendDb, api_keys_sql, audit_sql, change_counters_sql, clients_sql, consents_sql, grants_sql,
-    interactions_sql, keys_sql, login_throttle_sql, pool_use, resources_sql, revocations_sql,
-    sessions_sql, users_sql,
+    BackendDb, api_keys_sql, audit_sql, backchannel_sql, change_counters_sql, clients_sql,
+    consents_sql, grants_sql, interactions_sql, keys_sql, login_throttle_sql, pool_use,
+    resources_sql, revocations_sql, sessions_sql, users_sql,
 };
 use super::{PendingKeyUses, PoolMonitor, PoolUse, StoreError};
 
@@ -101,3 +101,4 @@ login_throttle_sql!(PostgresStore);
 sessions_sql!(PostgresStore);
 interactions_sql!(PostgresStore);
 audit_sql!(PostgresStore);
+backchannel_sql!(PostgresStore, " FOR UPDATE SKIP LOCKED");
