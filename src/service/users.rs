@@ -191,7 +191,9 @@ pub async fn delete(
 /// those grants, stop working) and every session of theirs is deleted. The
 /// CLI has no session to keep; the account page, changing the password
 /// from a session, will keep that one (`UserStore::set_password`'s
-/// `keep_session`).
+/// `keep_session`). The clients that got tokens in the ended sessions are
+/// owed Logout Tokens (OIDC Back-Channel Logout), queued in the same
+/// transaction.
 pub async fn set_password(
     store: &dyn UserStore,
     clock: &dyn Clock,

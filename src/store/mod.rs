@@ -151,6 +151,8 @@ pub trait UserStore: Send + Sync {
     /// every grant of `sub` (their refresh tokens and the access tokens
     /// issued under them) and deletes their sessions, except the one whose
     /// raw id is `keep_session` (the session the change was made from).
+    /// For each session it ends, the deliveries owed are queued as by
+    /// `BackchannelStore::end_sessions`.
     /// `false` when there is no such user (and nothing changes).
     async fn set_password(
         &self,

@@ -412,7 +412,9 @@ async fn a_hanging_client_does_not_hold_up_the_logout_page(backend: Backend) {
     server.stop().await;
 }
 
-async fn ending_a_persons_sessions_or_deleting_them_sends_logout_tokens(backend: Backend) {
+async fn ending_sessions_changing_the_password_or_deleting_the_person_sends_logout_tokens(
+    backend: Backend,
+) {
     let server = start(backend).await;
     let sub = add_user(&server, "alice").await;
     let (admin_id, admin_secret) = server.machine_client("tessera:admin").await;
@@ -439,6 +441,25 @@ async fn ending_a_persons_sessions_or_deleting_them_sends_logout_tokens(backend:
     let ended = audited(&server, "session.ended").await;
     assert_eq!(ended[0].detail["backchannel_logouts"], 1);
 
+    // A password change ends the sessions too.
+    let tablet = Browser::new(&server);
+    let tablet_sid =
+        claims_of(&sign_in(&server, &tablet, &app, "openid").await["id_token"])["sid"].clone();
+    let changed = http()
+        .put(server.url(&format!("/admin/api/v1/users/{sub}/password")))
+        .bearer_auth(&admin)
+        .json(&json!({"password": crate::browser::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+    eventually("a password change sends a Logout Token", || async {
+        receiver.count() == 2
+    })
+    .await;
+    let claims = verify_logout_token(&server, receiver.posts()[1].logout_token(), &app.id).await;
+    assert_eq!(claims["sid"], tablet_sid);
+
     let phone = Browser::new(&server);
     let phone_sid =
         claims_of(&sign_in(&server, &phone, &app, "openid").await["id_token"])["sid"].clone();
@@ -451,10 +472,10 @@ async fn ending_a_persons_sessions_or_deleting_them_sends_logout_tokens(backend:
         .unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     eventually("deleting the person sends a Logout Token", || async {
-        receiver.count() == 2
+        receiver.count() == 3
     })
     .await;
-    let claims = verify_logout_token(&server, receiver.posts()[1].logout_token(), &app.id).await;
+    let claims = verify_logout_token(&server, receiver.posts()[2].logout_token(), &app.id).await;
     assert_eq!(claims["sid"], phone_sid);
     assert_eq!(claims["sub"], sub.as_str());
     server.stop().await;
@@ -613,7 +634,7 @@ crate::both_backends!(
     a_failed_delivery_is_retried_until_the_client_answers,
     a_client_that_always_fails_gets_a_bounded_number_of_attempts,
     a_hanging_client_does_not_hold_up_the_logout_page,
-    ending_a_persons_sessions_or_deleting_them_sends_logout_tokens,
+    ending_sessions_changing_the_password_or_deleting_the_person_sends_logout_tokens,
     each_delivery_is_claimed_by_one_instance,
     registration_checks_and_shows_the_backchannel_metadata,
 );

@@ -155,6 +155,8 @@ pub async fn set_password(
         body.password,
     )
     .await?;
+    // Logout Tokens may have been queued for the sessions that ended.
+    state.wake_backchannel_worker();
     Ok(no_content())
 }
 

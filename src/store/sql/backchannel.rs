@@ -109,9 +109,10 @@ macro_rules! backchannel_sql {
                         }
                         EndingSessions::AllOf { sub } => {
                             let sids: Vec<Option<String>> = sqlx::query_scalar(
-                                "DELETE FROM sessions WHERE sub = $1 RETURNING sid",
+                                $crate::store::sql::sessions::END_SESSIONS_OF_SUB,
                             )
                             .bind(sub)
+                            .bind(None::<String>)
                             .fetch_all(&mut *tx)
                             .await?;
                             let ended = sids.len() as u64;

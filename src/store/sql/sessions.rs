@@ -11,6 +11,12 @@
 pub(in crate::store) const DELETE_SESSIONS_OF_SUB: &str =
     "DELETE FROM sessions WHERE sub = $1 AND ($2 IS NULL OR id <> $2)";
 
+/// `DELETE_SESSIONS_OF_SUB`, answering the OIDC `sid` of each session it
+/// ends (NULL for rows written before schema 10), so that the clients that
+/// got tokens in them are owed Logout Tokens (`sql::backchannel`).
+pub(in crate::store) const END_SESSIONS_OF_SUB: &str =
+    "DELETE FROM sessions WHERE sub = $1 AND ($2 IS NULL OR id <> $2) RETURNING sid";
+
 /// `SessionRecordStore`: callers pass the raw id; only its hash reaches SQL.
 macro_rules! sessions_sql {
     ($store:ty) => {

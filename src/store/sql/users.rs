@@ -116,8 +116,9 @@ macro_rules! users_sql {
                     // told, OIDC Back-Channel Logout), and their API keys
                     // stop working.
                     let sids: Vec<Option<String>> =
-                        sqlx::query_scalar("DELETE FROM sessions WHERE sub = $1 RETURNING sid")
+                        sqlx::query_scalar($crate::store::sql::sessions::END_SESSIONS_OF_SUB)
                             .bind(sub)
+                            .bind(None::<String>)
                             .fetch_all(&mut *tx)
                             .await?;
                     for sid in sids.iter().flatten() {
@@ -169,11 +170,22 @@ macro_rules! users_sql {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                    sqlx::query($crate::store::sql::sessions::DELETE_SESSIONS_OF_SUB)
-                        .bind(sub)
-                        .bind(keep_session.map($crate::crypto::hash_secret))
-                        .execute(&mut *tx)
-                        .await?;
+                    // The clients that got tokens in the ended sessions
+                    // are told (OIDC Back-Channel Logout).
+                    let sids: Vec<Option<String>> =
+                        sqlx::query_scalar($crate::store::sql::sessions::END_SESSIONS_OF_SUB)
+                            .bind(sub)
+                            .bind(keep_session.map($crate::crypto::hash_secret))
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    for sid in sids.iter().flatten() {
+                        $crate::store::sql::backchannel::queue_logout_deliveries!(
+                            &mut *tx,
+                            sub,
+                            sid.as_str(),
+                            now
+                        );
+                    }
                     tx.commit().await?;
                     Ok(true)
                 }
