@@ -23,6 +23,7 @@ pub mod http;
 pub mod jose;
 pub mod oauth;
 pub mod oidc;
+pub mod outbound;
 pub mod service;
 pub mod state;
 pub mod store;

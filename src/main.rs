@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::{Config, LogFormat};
 use tessera::jose::SigningAlg;
@@ -157,38 +157,14 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum ClientCommand {
     /// Register a client; prints the RFC 7591 client information response.
-    Add {
-        #[arg(long)]
-        name: String,
-        #[arg(long = "redirect-uri")]
-        redirect_uris: Vec<String>,
-        /// A grant type from the token endpoint's registry (repeatable).
-        #[arg(long = "grant-type", value_parser = parse_grant_type)]
-        grant_types: Vec<String>,
-        /// `code` (default with the authorization_code grant) or `id_token`
-        /// (sign-in only, answered by form_post).
-        #[arg(long = "response-type")]
-        response_types: Vec<String>,
-        /// Space-separated scopes the client may request.
-        #[arg(long)]
-        scope: Option<String>,
-        /// A public client (no secret; PKCE required).
-        #[arg(long)]
-        public: bool,
-        #[arg(long, value_parser = parse_auth_method)]
-        token_endpoint_auth_method: Option<String>,
-        #[arg(long)]
-        id_token_signed_response_alg: Option<SigningAlg>,
-        #[arg(long)]
-        access_token_signed_response_alg: Option<SigningAlg>,
-        #[arg(long = "post-logout-redirect-uri")]
-        post_logout_redirect_uris: Vec<String>,
-        /// A first-party client: never show the consent page.
-        #[arg(long)]
-        skip_consent: bool,
-        /// Accept only pushed authorization requests (RFC 9126) from it.
-        #[arg(long)]
-        require_par: bool,
+    Add(ClientMetadataArgs),
+    /// Replace a client's metadata as a whole (the same flags as `add`);
+    /// its id and secret stay. Prints the client information response.
+    Update {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+        #[command(flatten)]
+        metadata: ClientMetadataArgs,
     },
     /// List registered clients.
     List,
@@ -202,6 +178,70 @@ enum ClientCommand {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
+}
+
+/// The client metadata `client add` and `client update` take.
+#[derive(Args)]
+struct ClientMetadataArgs {
+    #[arg(long)]
+    name: String,
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// A grant type from the token endpoint's registry (repeatable).
+    #[arg(long = "grant-type", value_parser = parse_grant_type)]
+    grant_types: Vec<String>,
+    /// `code` (default with the authorization_code grant) or `id_token`
+    /// (sign-in only, answered by form_post).
+    #[arg(long = "response-type")]
+    response_types: Vec<String>,
+    /// Space-separated scopes the client may request.
+    #[arg(long)]
+    scope: Option<String>,
+    /// A public client (no secret; PKCE required).
+    #[arg(long)]
+    public: bool,
+    #[arg(long, value_parser = parse_auth_method)]
+    token_endpoint_auth_method: Option<String>,
+    #[arg(long)]
+    id_token_signed_response_alg: Option<SigningAlg>,
+    #[arg(long)]
+    access_token_signed_response_alg: Option<SigningAlg>,
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// OIDC Back-Channel Logout: where Logout Tokens are POSTed (https, or
+    /// http on a loopback host).
+    #[arg(long)]
+    backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in Logout Tokens (always sent).
+    #[arg(long)]
+    backchannel_logout_session_required: bool,
+    /// A first-party client: never show the consent page.
+    #[arg(long)]
+    skip_consent: bool,
+    /// Accept only pushed authorization requests (RFC 9126) from it.
+    #[arg(long)]
+    require_par: bool,
+}
+
+impl From<ClientMetadataArgs> for ClientRegistration {
+    fn from(args: ClientMetadataArgs) -> Self {
+        ClientRegistration {
+            client_name: args.name,
+            redirect_uris: args.redirect_uris,
+            grant_types: args.grant_types,
+            response_types: args.response_types,
+            scope: args.scope,
+            public: args.public,
+            token_endpoint_auth_method: args.token_endpoint_auth_method,
+            id_token_signed_response_alg: args.id_token_signed_response_alg,
+            access_token_signed_response_alg: args.access_token_signed_response_alg,
+            post_logout_redirect_uris: args.post_logout_redirect_uris,
+            backchannel_logout_uri: args.backchannel_logout_uri,
+            backchannel_logout_session_required: args.backchannel_logout_session_required,
+            skip_consent: args.skip_consent,
+            require_pushed_authorization_requests: args.require_par,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -639,38 +679,20 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
     let audit = &DbAuditSink { store };
     let (clock, actor) = (&SystemClock, &Actor::Cli);
     match cmd {
-        ClientCommand::Add {
-            name,
-            redirect_uris,
-            grant_types,
-            response_types,
-            scope,
-            public,
-            token_endpoint_auth_method,
-            id_token_signed_response_alg,
-            access_token_signed_response_alg,
-            post_logout_redirect_uris,
-            skip_consent,
-            require_par,
-        } => {
-            let registration = ClientRegistration {
-                client_name: name,
-                redirect_uris,
-                grant_types,
-                response_types,
-                scope,
-                public,
-                token_endpoint_auth_method,
-                id_token_signed_response_alg,
-                access_token_signed_response_alg,
-                post_logout_redirect_uris,
-                skip_consent,
-                require_pushed_authorization_requests: require_par,
-            };
-            let registered = clients::register(store, clock, audit, actor, registration)
+        ClientCommand::Add(metadata) => {
+            let registered = clients::register(store, clock, audit, actor, metadata.into())
                 .await
                 .map_err(service_failure)?;
             print_json(&registered.information_response())
+        }
+        ClientCommand::Update {
+            client_id,
+            metadata,
+        } => {
+            let updated = clients::update(store, clock, audit, actor, &client_id, metadata.into())
+                .await
+                .map_err(service_failure)?;
+            print_json(&updated.information_response())
         }
         ClientCommand::List => {
             let all = clients::list(store).await.map_err(service_failure)?;

@@ -22,7 +22,9 @@ use crate::oauth::grants::GrantContext;
 use crate::oauth::interaction::Interactions;
 use crate::oauth::resource_cache::ResourceCache;
 use crate::oauth::tokens::{RefreshSuccessors, Tokens};
+use crate::oidc::backchannel::{self, Deliveries};
 use crate::oidc::discovery;
+use crate::outbound::OutboundClient;
 use crate::service::audit::{Actor, AuditQueue};
 use crate::store::{AuditStore, ChangeVersions, SharedStore, StoreError};
 
@@ -45,6 +47,10 @@ pub struct Inner {
     /// Where audit events go: queued, written to the `audit_events` table
     /// in the background.
     pub audit: AuditQueue,
+    /// Outbound HTTP (Back-Channel Logout deliveries).
+    pub outbound: OutboundClient,
+    /// Wakes the Back-Channel Logout worker when deliveries were queued.
+    backchannel_queued: tokio::sync::Notify,
     master_key: MasterKey,
     refresh_successors: RefreshSuccessors,
     keys: RwLock<Arc<KeySet>>,
@@ -104,8 +110,12 @@ impl AppState {
         );
         let refresh_successors = RefreshSuccessors::from_master_key(&master_key)?;
         let audit_store: Arc<dyn AuditStore> = store.clone();
+        let outbound = OutboundClient::new(backchannel::REQUEST_TIMEOUT)
+            .map_err(|e| AppError::internal(e.to_string()))?;
         Ok(Self(Arc::new(Inner {
             audit: AuditQueue::start(audit_store),
+            outbound,
+            backchannel_queued: tokio::sync::Notify::new(),
             endpoints,
             discovery,
             clients: ClientCache::new(store.clone()),
@@ -258,6 +268,56 @@ impl AppState {
         }
     }
 
+    /// What the Back-Channel Logout worker works with.
+    pub fn backchannel_deliveries(&self) -> Deliveries<'_> {
+        Deliveries {
+            tokens: self.tokens(),
+            store: &*self.store,
+            clients: &self.clients,
+            outbound: &self.outbound,
+            audit: &self.audit,
+        }
+    }
+
+    /// Sends the Back-Channel Logout deliveries due now (one batch; the
+    /// background worker calls it, and tests after moving the clock).
+    /// Returns how many were claimed.
+    pub async fn deliver_backchannel_logouts(&self) -> Result<usize, AppError> {
+        self.backchannel_deliveries().run_once().await
+    }
+
+    /// Tells this instance's worker that deliveries were queued, so they go
+    /// out now rather than at its next poll.
+    pub fn wake_backchannel_worker(&self) {
+        self.backchannel_queued.notify_one();
+    }
+
+    /// The Back-Channel Logout worker: sends due deliveries when woken and
+    /// every `cache.refresh_interval_ms` (deliveries queued by another
+    /// process, retries coming due), batch after batch while batches come
+    /// back full.
+    async fn run_backchannel_worker(&self) {
+        let poll = Duration::from_millis(self.config.cache.refresh_interval_ms.max(100));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + poll, poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.backchannel_queued.notified() => {}
+            }
+            loop {
+                match self.deliver_backchannel_logouts().await {
+                    Ok(claimed) if claimed > 0 => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "back-channel logout deliveries failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
     /// The key set to sign and verify with right now.
     pub fn keys(&self) -> Arc<KeySet> {
         match self.keys.read() {
@@ -346,11 +406,21 @@ impl AppState {
 
     /// Background upkeep for a serving instance: cache refresh, the key
     /// rotation schedule, and pruning of expired revocations, sessions, grants,
-    /// codes, device codes, refresh tokens and login counters, and of audit events older
-    /// than `audit.retention_days`.
+    /// codes, device codes, refresh tokens and login counters, finished
+    /// back-channel deliveries, and audit events older than
+    /// `audit.retention_days`; and the Back-Channel Logout worker beside it.
     pub fn spawn_background_tasks(&self) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
         tokio::spawn(async move {
+            // Beside the upkeep, so that a slow delivery never delays a
+            // cache refresh; aborted with it (the guard) on shutdown. A
+            // delivery cut off then is sent again once its claim lapses.
+            let _worker = {
+                let state = state.clone();
+                AbortOnDrop(tokio::spawn(
+                    async move { state.run_backchannel_worker().await },
+                ))
+            };
             let refresh = Duration::from_millis(state.config.cache.refresh_interval_ms.max(100));
             let check = Duration::from_secs(state.config.keys.check_interval_secs.max(1));
             // `new` already ran the start-up rotation check and loaded
@@ -406,6 +476,13 @@ impl AppState {
                         if let Err(e) = state.store.prune_sessions(now).await {
                             tracing::warn!(error = %e, "pruning sessions failed");
                         }
+                        if let Err(e) = state
+                            .store
+                            .prune_backchannel_deliveries(now - backchannel::KEEP_FINISHED_SECS)
+                            .await
+                        {
+                            tracing::warn!(error = %e, "pruning back-channel deliveries failed");
+                        }
                         if let Err(e) = state.store.prune_interactions(now).await {
                             tracing::warn!(error = %e, "pruning interactions failed");
                         }
@@ -433,6 +510,15 @@ impl AppState {
                 }
             }
         })
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

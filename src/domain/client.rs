@@ -10,7 +10,7 @@ use crate::jose::SigningAlg;
 pub const AUTH_METHOD_NONE: &str = "none";
 
 /// Client metadata as registered (RFC 7591 §2, OIDC Registration §2,
-/// RP-Initiated Logout §3.1), stored as JSON.
+/// RP-Initiated Logout §3.1, Back-Channel Logout §2.2), stored as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientMetadata {
     pub client_name: String,
@@ -30,6 +30,14 @@ pub struct ClientMetadata {
     pub access_token_signed_response_alg: Option<SigningAlg>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// OIDC Back-Channel Logout 1.0 §2.2: where Logout Tokens are POSTed
+    /// when a session the client got tokens in ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// §2.2: the client needs the `sid` claim in the Logout Token (Tessera
+    /// always sends it); omitted when false, its default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backchannel_logout_session_required: bool,
     /// First-party client: the consent page is never shown.
     #[serde(default)]
     pub skip_consent: bool,

@@ -169,3 +169,31 @@ pub enum DeviceDecision {
         at: UnixTime,
     },
 }
+
+/// A Logout Token owed to a client (OIDC Back-Channel Logout 1.0 §2.5),
+/// as a worker claimed it: who signed out of which session. The token is
+/// signed at each attempt, never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackchannelDelivery {
+    pub id: String,
+    pub client_id: String,
+    pub sub: String,
+    pub sid: String,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+}
+
+/// How an attempt to deliver a Logout Token ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Delivered,
+    /// Failed; tried again at `at`.
+    Retry {
+        at: UnixTime,
+        error: String,
+    },
+    /// Failed, and no attempt is left.
+    Failed {
+        error: String,
+    },
+}

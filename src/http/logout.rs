@@ -69,10 +69,10 @@ async fn handle(
                     "Nothing was changed. You can close this page.",
                 ));
             }
-            return finish(session, &req).await;
+            return finish(state, session, &req).await;
         }
         if vouched || current.is_none() {
-            return finish(session, &req).await;
+            return finish(state, session, &req).await;
         }
         let hidden = [
             "post_logout_redirect_uri",
@@ -99,8 +99,15 @@ async fn handle(
     result.unwrap_or_else(|e: AppError| pages::internal_error("logout failed", &e))
 }
 
-async fn finish(session: &Session, req: &LogoutRequest) -> Result<Response, AppError> {
-    session::sign_out(session).await?;
+/// Ends the session (and tells the clients that got tokens in it, OIDC
+/// Back-Channel Logout: queued, sent by the background worker, so the page
+/// never waits on a client).
+async fn finish(
+    state: &AppState,
+    session: &Session,
+    req: &LogoutRequest,
+) -> Result<Response, AppError> {
+    session::sign_out(state, session).await?;
     Ok(match &req.redirect {
         Some(uri) => redirect_to(uri),
         None => pages::render(StatusCode::OK, &LoggedOutPage, &[]),

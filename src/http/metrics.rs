@@ -108,6 +108,10 @@ fn describe() {
         "tessera_api_key_verifications_total",
         "API key checks (/apikeys/verify, /introspect, token exchange), by answer code"
     );
+    describe_counter!(
+        "tessera_backchannel_logout_total",
+        "Back-Channel Logout delivery attempts, by outcome (delivered, retry, failed)"
+    );
     describe_gauge!(
         "tessera_db_pool_connections",
         "Database connections of this instance's pool, by state (in_use, idle)"

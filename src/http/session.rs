@@ -6,6 +6,9 @@ use tower_sessions::Session;
 
 use crate::auth::session::LoginSession;
 use crate::error::AppError;
+use crate::oidc::backchannel;
+use crate::state::AppState;
+use crate::store::EndingSessions;
 
 /// The session field holding the `LoginSession`; `session_store` reads its
 /// `sub` to record whose session a row is.
@@ -26,11 +29,26 @@ pub async fn sign_in(session: &Session, login: &LoginSession) -> Result<(), AppE
     session.insert(KEY, login).await.map_err(session_error)
 }
 
-/// Ends the session: its row is deleted and the cookie cleared.
-pub async fn sign_out(session: &Session) -> Result<(), AppError> {
+/// Ends the session: its row is deleted and the cookie cleared. A
+/// signed-in session ends through `oidc::backchannel::end_sessions` (one
+/// transaction: the row, the grants that end with it, the Logout Tokens
+/// owed to clients), and the Back-Channel Logout worker is woken.
+pub async fn sign_out(state: &AppState, session: &Session) -> Result<(), AppError> {
     // A browser without a stored session has nothing to end.
-    if session.id().is_none() {
+    let Some(id) = session.id() else {
         return Ok(());
+    };
+    if let Some(login) = current(session).await? {
+        let id = id.to_string();
+        let which = EndingSessions::One {
+            id: &id,
+            sub: &login.sub,
+            sid: &login.sid,
+        };
+        let ended = backchannel::end_sessions(&*state.store, which, state.clock.now()).await?;
+        if ended.deliveries > 0 {
+            state.wake_backchannel_worker();
+        }
     }
     session.flush().await.map_err(session_error)
 }

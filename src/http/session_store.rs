@@ -74,6 +74,11 @@ fn signed_in_sub(record: &Record) -> Option<&str> {
     record.data.get(super::session::KEY)?.get("sub")?.as_str()
 }
 
+/// The OIDC session id (`sid`) of that sign-in.
+fn signed_in_sid(record: &Record) -> Option<&str> {
+    record.data.get(super::session::KEY)?.get("sid")?.as_str()
+}
+
 fn backend(e: StoreError) -> Error {
     Error::Backend(e.to_string())
 }
@@ -90,6 +95,7 @@ impl tower_sessions::SessionStore for TesseraSessionStore {
                 .create_session(
                     &record.id.to_string(),
                     signed_in_sub(record),
+                    signed_in_sid(record),
                     &data,
                     expires,
                 )
@@ -108,6 +114,7 @@ impl tower_sessions::SessionStore for TesseraSessionStore {
             .save_session(
                 &record.id.to_string(),
                 signed_in_sub(record),
+                signed_in_sid(record),
                 &data,
                 record.expiry_date.unix_timestamp(),
             )

@@ -55,6 +55,9 @@ pub struct ClientRegistration {
     pub id_token_signed_response_alg: Option<SigningAlg>,
     pub access_token_signed_response_alg: Option<SigningAlg>,
     pub post_logout_redirect_uris: Vec<String>,
+    /// OIDC Back-Channel Logout 1.0 §2.2.
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
     pub skip_consent: bool,
     /// RFC 9126 §6: only pushed authorization requests are accepted.
     pub require_pushed_authorization_requests: bool,
@@ -164,6 +167,9 @@ pub fn register(
     {
         super::redirect::validate_registered_uri(uri).map_err(InvalidClientMetadata)?;
     }
+    if let Some(uri) = &reg.backchannel_logout_uri {
+        super::redirect::validate_backchannel_logout_uri(uri).map_err(InvalidClientMetadata)?;
+    }
     let scope = match reg.scope {
         Some(s) => {
             ScopeSet::parse(&s).map_err(|e| InvalidClientMetadata(format!("invalid scope: {e}")))?
@@ -189,6 +195,8 @@ pub fn register(
             id_token_signed_response_alg: reg.id_token_signed_response_alg,
             access_token_signed_response_alg: reg.access_token_signed_response_alg,
             post_logout_redirect_uris: reg.post_logout_redirect_uris,
+            backchannel_logout_uri: reg.backchannel_logout_uri,
+            backchannel_logout_session_required: reg.backchannel_logout_session_required,
             skip_consent: reg.skip_consent,
             require_pushed_authorization_requests: reg.require_pushed_authorization_requests,
         },
@@ -303,6 +311,10 @@ fn check_each_field(
     for uri in &reg.post_logout_redirect_uris {
         super::redirect::validate_registered_uri(uri)
             .map_err(|e| RegistrationError::metadata("post_logout_redirect_uris", e))?;
+    }
+    if let Some(uri) = &reg.backchannel_logout_uri {
+        super::redirect::validate_backchannel_logout_uri(uri)
+            .map_err(|e| RegistrationError::metadata("backchannel_logout_uri", e))?;
     }
     if let Some(name) = &reg.token_endpoint_auth_method
         && client_auth::find(name).is_none()
@@ -502,6 +514,14 @@ mod tests {
                 },
                 RegistrationErrorCode::InvalidClientMetadata,
                 "post_logout_redirect_uris",
+            ),
+            (
+                ClientRegistration {
+                    backchannel_logout_uri: Some("http://rp.example/logout".into()),
+                    ..web()
+                },
+                RegistrationErrorCode::InvalidClientMetadata,
+                "backchannel_logout_uri",
             ),
         ];
         for (reg, code, field) in cases {

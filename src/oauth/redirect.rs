@@ -7,10 +7,7 @@ use url::Url;
 /// (RFC 6749 §3.1.2). Plain http is allowed only for loopback hosts
 /// (RFC 8252 §7.3); private-use schemes serve native apps (§7.1).
 pub fn validate_registered_uri(uri: &str) -> Result<(), String> {
-    let url = Url::parse(uri).map_err(|e| format!("redirect URI {uri:?} is not absolute: {e}"))?;
-    if url.fragment().is_some() || uri.contains('#') {
-        return Err(format!("redirect URI {uri:?} must not contain a fragment"));
-    }
+    let url = absolute_without_fragment(uri, "redirect URI")?;
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(&url) => Ok(()),
@@ -22,6 +19,31 @@ pub fn validate_registered_uri(uri: &str) -> Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// OIDC Back-Channel Logout 1.0 §2.2: the `backchannel_logout_uri` is an
+/// absolute URL without a fragment that Tessera POSTs to: https, or plain
+/// http on a loopback host (a developer's machine; RFC 8252 §7.3 draws the
+/// same line for redirect URIs).
+pub fn validate_backchannel_logout_uri(uri: &str) -> Result<(), String> {
+    let url = absolute_without_fragment(uri, "back-channel logout URI")?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&url) => Ok(()),
+        _ => Err(format!(
+            "back-channel logout URI {uri:?} must use https (http only on a loopback host)"
+        )),
+    }
+}
+
+/// `uri` parsed, when it is absolute and has no fragment (RFC 6749
+/// §3.1.2); `what` names it in the error.
+fn absolute_without_fragment(uri: &str, what: &str) -> Result<Url, String> {
+    let url = Url::parse(uri).map_err(|e| format!("{what} {uri:?} is not absolute: {e}"))?;
+    if url.fragment().is_some() || uri.contains('#') {
+        return Err(format!("{what} {uri:?} must not contain a fragment"));
+    }
+    Ok(url)
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -91,6 +113,28 @@ mod tests {
         assert!(validate_registered_uri("https://app.example/cb#x").is_err());
         assert!(validate_registered_uri("/cb").is_err());
         assert!(validate_registered_uri("javascript:alert(1)").is_err());
+    }
+
+    #[test]
+    fn backchannel_logout_uris_are_https_or_loopback_http() {
+        for good in [
+            "https://rp.example/logout",
+            "https://rp.example:8443/bc?x=1",
+            "http://127.0.0.1:9000/logout",
+            "http://[::1]/logout",
+            "http://localhost/logout",
+        ] {
+            assert!(validate_backchannel_logout_uri(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://rp.example/logout",
+            "https://rp.example/logout#x",
+            "/logout",
+            "com.example.app:/logout",
+            "javascript:alert(1)",
+        ] {
+            assert!(validate_backchannel_logout_uri(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -170,11 +170,15 @@ fn client_metadata(f: &Fields<'_>) -> Result<ClientRegistration, RegistrationErr
         id_token_signed_response_alg: f.alg("id_token_signed_response_alg")?,
         access_token_signed_response_alg: f.alg("access_token_signed_response_alg")?,
         post_logout_redirect_uris: f.strings("post_logout_redirect_uris")?,
+        backchannel_logout_uri: f.string("backchannel_logout_uri")?,
+        backchannel_logout_session_required: f
+            .boolean("backchannel_logout_session_required")?
+            .unwrap_or(false),
         // A client never registers itself as first-party
         // (`client::register_dynamic` enforces it as well).
         skip_consent: false,
         require_pushed_authorization_requests: f
-            .bool("require_pushed_authorization_requests")?
+            .boolean("require_pushed_authorization_requests")?
             .unwrap_or(false),
     })
 }
@@ -211,7 +215,7 @@ impl Fields<'_> {
         }
     }
 
-    fn bool(&self, name: &str) -> Result<Option<bool>, RegistrationError> {
+    fn boolean(&self, name: &str) -> Result<Option<bool>, RegistrationError> {
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -314,6 +318,10 @@ mod tests {
             (r#"{"grant_types": [1]}"#, "grant_types"),
             (r#"{"scope": ["read"]}"#, "scope"),
             (r#"{"client_name": 5}"#, "client_name"),
+            (
+                r#"{"backchannel_logout_session_required": "yes"}"#,
+                "backchannel_logout_session_required",
+            ),
             (
                 r#"{"access_token_signed_response_alg": "HS256"}"#,
                 "access_token_signed_response_alg",

@@ -67,6 +67,10 @@ pub fn metadata<'a>(
         "pushed_authorization_request_endpoint": endpoints.pushed_authorization_request,
         "require_pushed_authorization_requests": par_required,
         "access_token_signing_alg_values_supported": algs,
+        // OIDC Back-Channel Logout 1.0 §2.1: Logout Tokens are sent, and
+        // always carry `sid`.
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     });
     if registration_enabled {
         // RFC 8414 §2, OIDC Discovery §3; RFC 7591 §3.

@@ -56,12 +56,24 @@ pub fn issue(tokens: &Tokens<'_>, input: IdTokenInput<'_>) -> Result<String, App
     if let Value::Object(map) = &mut claims {
         map.extend(scope_claims(input.user, input.scope));
     }
-    let alg = input
-        .client
+    sign_for_client(tokens, input.client, "JWT", &claims)
+}
+
+/// Signs `claims` as a JWT of media type `typ` for `client`: with the
+/// client's `id_token_signed_response_alg` (else the server's default), by
+/// the current key. ID tokens, and Logout Tokens (OIDC Back-Channel Logout
+/// 1.0 §2.4: signed as ID tokens are).
+pub fn sign_for_client(
+    tokens: &Tokens<'_>,
+    client: &Client,
+    typ: &str,
+    claims: &Value,
+) -> Result<String, AppError> {
+    let alg = client
         .metadata
         .id_token_signed_response_alg
         .unwrap_or(tokens.settings.default_id_token_alg);
-    Ok(tokens.keys.sign(alg, "JWT", &claims)?)
+    Ok(tokens.keys.sign(alg, typ, claims)?)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! OpenID Connect on top of the OAuth core.
 
+pub mod backchannel;
 pub mod claims;
 pub mod discovery;
 pub mod id_token;

@@ -65,6 +65,11 @@ pub enum AuditKind {
     /// A use of an existing key refused (expired, revoked, over its rate
     /// limit, or without a required scope).
     ApiKeyRefused,
+    /// A Logout Token reached a client's `backchannel_logout_uri` (OIDC
+    /// Back-Channel Logout 1.0 §2.8: it answered 2xx).
+    BackchannelLogoutDelivered,
+    /// A Logout Token never did: every attempt failed.
+    BackchannelLogoutFailed,
 }
 
 impl AuditKind {
@@ -100,6 +105,8 @@ impl AuditKind {
         Self::ApiKeyRotated,
         Self::ApiKeyRevoked,
         Self::ApiKeyRefused,
+        Self::BackchannelLogoutDelivered,
+        Self::BackchannelLogoutFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -134,6 +141,8 @@ impl AuditKind {
             Self::ApiKeyRotated => "apikey.rotated",
             Self::ApiKeyRevoked => "apikey.revoked",
             Self::ApiKeyRefused => "apikey.refused",
+            Self::BackchannelLogoutDelivered => "backchannel_logout.delivered",
+            Self::BackchannelLogoutFailed => "backchannel_logout.failed",
         }
     }
 

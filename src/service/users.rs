@@ -15,7 +15,10 @@ use crate::auth::password;
 use crate::clock::{Clock, UnixTime};
 use crate::crypto;
 use crate::domain::{Grant, User};
-use crate::store::{Consent, ConsentStore, GrantStore, SessionRecordStore, UserStore};
+use crate::oidc::backchannel;
+use crate::store::{
+    BackchannelStore, Consent, ConsentStore, EndedSessions, EndingSessions, GrantStore, UserStore,
+};
 
 pub const MAX_USERNAME_CHARS: usize = 64;
 
@@ -155,8 +158,11 @@ pub async fn find_by_username(
         .ok_or_else(|| no_user_named(username))
 }
 
-/// Deletes `user` with their consents, and revokes every grant they gave
-/// (and with them the tokens issued under those grants).
+/// Deletes `user` with their consents and sessions, and revokes every
+/// grant they gave (and with them the tokens issued under those grants).
+/// The clients that got tokens in those sessions are owed Logout Tokens
+/// (OIDC Back-Channel Logout), queued in the same transaction; a server's
+/// worker sends them (the admin API wakes its own at once).
 pub async fn delete(
     store: &dyn UserStore,
     clock: &dyn Clock,
@@ -185,7 +191,9 @@ pub async fn delete(
 /// those grants, stop working) and every session of theirs is deleted. The
 /// CLI has no session to keep; the account page, changing the password
 /// from a session, will keep that one (`UserStore::set_password`'s
-/// `keep_session`).
+/// `keep_session`). The clients that got tokens in the ended sessions are
+/// owed Logout Tokens (OIDC Back-Channel Logout), queued in the same
+/// transaction.
 pub async fn set_password(
     store: &dyn UserStore,
     clock: &dyn Clock,
@@ -467,21 +475,27 @@ pub async fn revoke_consents(
 }
 
 /// Ends every browser session of `user`: wherever they were signed in,
-/// they must sign in again. Their grants (and the tokens issued under
-/// them) stay. Returns how many sessions ended; audited even when none
-/// did, since the operator asked.
+/// they must sign in again. The grants given in those sessions end with
+/// them, except those with `offline_access`
+/// (`oidc::backchannel::grant_ends_with_session`), and the clients that
+/// got tokens in them are sent Logout Tokens (OIDC Back-Channel Logout;
+/// queued: the caller wakes the worker when `deliveries` > 0). Audited
+/// even when no session ended, since the operator asked.
 pub async fn end_sessions(
-    store: &dyn SessionRecordStore,
+    store: &dyn BackchannelStore,
     clock: &dyn Clock,
     audit: &dyn AuditSink,
     actor: &Actor,
     user: &UserSummary,
-) -> Result<u64, ServiceError> {
-    let ended = store.delete_sessions_of(&user.sub, None).await?;
+) -> Result<EndedSessions, ServiceError> {
+    let now = clock.now();
+    let ended =
+        backchannel::end_sessions(store, EndingSessions::AllOf { sub: &user.sub }, now).await?;
     audit
         .record(
-            AuditEvent::user(AuditKind::SessionsEnded, actor, &user.sub, clock.now())
-                .with_detail("sessions", ended),
+            AuditEvent::user(AuditKind::SessionsEnded, actor, &user.sub, now)
+                .with_detail("sessions", ended.sessions)
+                .with_detail("backchannel_logouts", ended.deliveries),
         )
         .await;
     Ok(ended)

@@ -56,6 +56,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", "0007_resources.sql", 7),
     migration!("sqlite", "0008_api_keys.sql", 8),
     migration!("sqlite", "0009_device_codes.sql", 9),
+    migration!("sqlite", "0010_backchannel_logout.sql", 10),
     migration!("sqlite", "0011_resource_owner.sql", 11),
     migration!("sqlite", "0013_pushed_authorization_requests.sql", 13),
 ];
@@ -70,6 +71,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", "0007_resources.sql", 7),
     migration!("postgres", "0008_api_keys.sql", 8),
     migration!("postgres", "0009_device_codes.sql", 9),
+    migration!("postgres", "0010_backchannel_logout.sql", 10),
     migration!("postgres", "0011_resource_owner.sql", 11),
     migration!("postgres", "0013_pushed_authorization_requests.sql", 13),
 ];

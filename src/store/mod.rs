@@ -14,8 +14,9 @@ use async_trait::async_trait;
 
 use crate::clock::UnixTime;
 use crate::domain::{
-    ApiKey, AuthorizationCode, Client, CodeRedemption, DeviceAuthorization, Grant, Interaction,
-    KeyUse, LoginFailures, PushedRequest, RefreshRotation, RefreshToken, Resource, ScopeSet, User,
+    ApiKey, AuthorizationCode, BackchannelDelivery, Client, CodeRedemption, DeliveryOutcome,
+    DeviceAuthorization, Grant, Interaction, KeyUse, LoginFailures, PushedRequest, RefreshRotation,
+    RefreshToken, Resource, ScopeSet, User,
 };
 use crate::jose::KeyError;
 use crate::jose::SigningKeyRecord;
@@ -144,12 +145,15 @@ pub trait UserStore: Send + Sync {
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     async fn users(&self) -> Result<Vec<User>, StoreError>;
     /// Deletes the user with their consents and sessions, and revokes
-    /// their grants and API keys.
+    /// their grants and API keys. For each session it ends, the deliveries
+    /// owed are queued as by `BackchannelStore::end_sessions`.
     async fn delete_user(&self, sub: &str, now: UnixTime) -> Result<bool, StoreError>;
     /// Replaces the password hash and, in the same transaction, revokes
     /// every grant of `sub` (their refresh tokens and the access tokens
     /// issued under them) and deletes their sessions, except the one whose
     /// raw id is `keep_session` (the session the change was made from).
+    /// For each session it ends, the deliveries owed are queued as by
+    /// `BackchannelStore::end_sessions`.
     /// `false` when there is no such user (and nothing changes).
     async fn set_password(
         &self,
@@ -308,7 +312,9 @@ pub trait LoginThrottleStore: Send + Sync {
 /// Callers pass the raw session id; implementations store and look up only
 /// its SHA-256 (`crypto::hash_secret`), so a copy of the database holds no
 /// usable session id. `sub` is the signed-in person (`None` before any
-/// sign-in), so that their sessions can be ended together.
+/// sign-in), so that their sessions can be ended together; `sid` is the
+/// OIDC session id of that sign-in, so that the end of a session is
+/// announced to the clients that got tokens in it (Back-Channel Logout).
 #[async_trait]
 pub trait SessionRecordStore: Send + Sync {
     /// `false` when the id is taken.
@@ -316,6 +322,7 @@ pub trait SessionRecordStore: Send + Sync {
         &self,
         id: &str,
         sub: Option<&str>,
+        sid: Option<&str>,
         data: &[u8],
         expires_at: UnixTime,
     ) -> Result<bool, StoreError>;
@@ -323,6 +330,7 @@ pub trait SessionRecordStore: Send + Sync {
         &self,
         id: &str,
         sub: Option<&str>,
+        sid: Option<&str>,
         data: &[u8],
         expires_at: UnixTime,
     ) -> Result<(), StoreError>;
@@ -332,6 +340,70 @@ pub trait SessionRecordStore: Send + Sync {
     /// the number deleted.
     async fn delete_sessions_of(&self, sub: &str, keep: Option<&str>) -> Result<u64, StoreError>;
     async fn prune_sessions(&self, now: UnixTime) -> Result<u64, StoreError>;
+}
+
+/// Which login sessions end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndingSessions<'a> {
+    /// The session whose raw id is `id`, where `sub` signed in with the
+    /// OIDC session id `sid` (RP-initiated logout).
+    One {
+        id: &'a str,
+        sub: &'a str,
+        sid: &'a str,
+    },
+    /// Every session of `sub`.
+    AllOf { sub: &'a str },
+}
+
+/// Whether a grant given in an ending session ends with it: the protocol's
+/// rule, which the store applies.
+pub type GrantEndsWithSession<'a> = dyn Fn(&Grant) -> bool + Send + Sync + 'a;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndedSessions {
+    pub sessions: u64,
+    /// Logout Tokens queued for clients.
+    pub deliveries: u64,
+}
+
+/// Ending login sessions and the Logout Tokens owed for them (OpenID
+/// Connect Back-Channel Logout 1.0), queued in the database so that every
+/// instance's worker can send them and a restart loses none.
+#[async_trait]
+pub trait BackchannelStore: Send + Sync {
+    /// In one transaction: deletes the sessions; revokes the live grants
+    /// given in them (by `sid`) for which `ends_with_session` holds; and
+    /// queues a delivery, due at `now`, for every client holding a grant
+    /// given in one of them whose metadata has a `backchannel_logout_uri`.
+    async fn end_sessions(
+        &self,
+        which: EndingSessions<'_>,
+        ends_with_session: &GrantEndsWithSession<'_>,
+        now: UnixTime,
+    ) -> Result<EndedSessions, StoreError>;
+    /// Claims at most `limit` pending deliveries due at `now` for one
+    /// attempt each (counted now): each becomes due again only at
+    /// `claimed_until`, so that no other worker takes it meanwhile, and a
+    /// worker that dies leaves it to be retried then. With many instances
+    /// on one database, each row goes to exactly one caller.
+    async fn claim_backchannel_deliveries(
+        &self,
+        now: UnixTime,
+        claimed_until: UnixTime,
+        limit: i64,
+    ) -> Result<Vec<BackchannelDelivery>, StoreError>;
+    /// Records the outcome of the attempt `delivery` was claimed for;
+    /// `false` (and nothing changed) when that claim is no longer the
+    /// latest (it lapsed and another worker claimed the row).
+    async fn finish_backchannel_delivery(
+        &self,
+        delivery: &BackchannelDelivery,
+        outcome: &DeliveryOutcome,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Drops deliveries that finished (delivered or failed) before `before`.
+    async fn prune_backchannel_deliveries(&self, before: UnixTime) -> Result<u64, StoreError>;
 }
 
 /// Pending authorization requests (`domain::Interaction`), shared by every
@@ -635,6 +707,7 @@ pub trait Store:
     + DeviceCodeStore
     + AuditStore
     + ApiKeyStore
+    + BackchannelStore
     + PoolMonitor
 {
 }
@@ -654,6 +727,7 @@ impl<T> Store for T where
         + DeviceCodeStore
         + AuditStore
         + ApiKeyStore
+        + BackchannelStore
         + PoolMonitor
 {
 }

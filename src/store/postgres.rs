@@ -10,9 +10,9 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use super::migrate::{self, run_migrations};
 use super::sql::{
-    BackendDb, api_keys_sql, audit_sql, change_counters_sql, clients_sql, consents_sql,
-    device_codes_sql, grants_sql, interactions_sql, keys_sql, login_throttle_sql, pool_use,
-    pushed_requests_sql, resources_sql, revocations_sql, sessions_sql, users_sql,
+    BackendDb, api_keys_sql, audit_sql, backchannel_sql, change_counters_sql, clients_sql,
+    consents_sql, device_codes_sql, grants_sql, interactions_sql, keys_sql, login_throttle_sql,
+    pool_use, pushed_requests_sql, resources_sql, revocations_sql, sessions_sql, users_sql,
 };
 use super::{PendingKeyUses, PoolMonitor, PoolUse, StoreError};
 
@@ -103,3 +103,4 @@ interactions_sql!(PostgresStore);
 pushed_requests_sql!(PostgresStore);
 device_codes_sql!(PostgresStore);
 audit_sql!(PostgresStore);
+backchannel_sql!(PostgresStore, " FOR UPDATE SKIP LOCKED");

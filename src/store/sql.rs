@@ -12,6 +12,7 @@
 
 pub(super) mod api_keys;
 pub(super) mod audit;
+pub(super) mod backchannel;
 pub(super) mod change_counters;
 pub(super) mod clients;
 pub(super) mod consents;
@@ -28,6 +29,7 @@ pub(super) mod users;
 
 pub(super) use api_keys::api_keys_sql;
 pub(super) use audit::audit_sql;
+pub(super) use backchannel::backchannel_sql;
 pub(super) use change_counters::change_counters_sql;
 pub(super) use clients::clients_sql;
 pub(super) use consents::consents_sql;

@@ -15,9 +15,9 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::migrate::{self, run_migrations};
 use super::sql::{
-    BackendDb, api_keys_sql, audit_sql, change_counters_sql, clients_sql, consents_sql,
-    device_codes_sql, grants_sql, interactions_sql, keys_sql, login_throttle_sql, pool_use,
-    pushed_requests_sql, resources_sql, revocations_sql, sessions_sql, users_sql,
+    BackendDb, api_keys_sql, audit_sql, backchannel_sql, change_counters_sql, clients_sql,
+    consents_sql, device_codes_sql, grants_sql, interactions_sql, keys_sql, login_throttle_sql,
+    pool_use, pushed_requests_sql, resources_sql, revocations_sql, sessions_sql, users_sql,
 };
 use super::{PendingKeyUses, PoolMonitor, PoolUse, StoreError};
 
@@ -119,6 +119,7 @@ interactions_sql!(SqliteStore);
 pushed_requests_sql!(SqliteStore);
 device_codes_sql!(SqliteStore);
 audit_sql!(SqliteStore);
+backchannel_sql!(SqliteStore, "");
 
 /// `sqlite::memory:` and `?mode=memory` databases have no file.
 fn is_in_memory(url: &str) -> bool {

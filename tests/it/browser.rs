@@ -292,6 +292,8 @@ impl Browser {
     /// A browser for the server at `base` that sends `headers` with every
     /// request (a proxy's `X-Forwarded-For`, say).
     pub(crate) fn with_headers(base: &str, headers: HeaderMap) -> Self {
+        // reqwest has rustls without a provider of its own (Cargo.toml).
+        tessera::outbound::install_crypto_provider();
         Self {
             client: reqwest::Client::builder()
                 .cookie_store(true)

@@ -31,7 +31,7 @@ pub(crate) async fn run_cli(server: &TestServer, args: &[&str]) -> Output {
 }
 
 /// Runs a command that must succeed and print JSON.
-async fn cli_json(server: &TestServer, args: &[&str]) -> Value {
+pub(crate) async fn cli_json(server: &TestServer, args: &[&str]) -> Value {
     let out = run_cli(server, args).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
@@ -40,7 +40,7 @@ async fn cli_json(server: &TestServer, args: &[&str]) -> Value {
 }
 
 /// Runs a command that must fail with exit code 2 and a one-line reason.
-async fn cli_refuses(server: &TestServer, args: &[&str]) -> String {
+pub(crate) async fn cli_refuses(server: &TestServer, args: &[&str]) -> String {
     let out = run_cli(server, args).await;
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");

@@ -249,6 +249,7 @@ pub fn cli_on(database_url: &str, args: &[&str], stdin: Option<&str>) -> std::pr
 }
 
 pub fn http() -> reqwest::Client {
+    tessera::outbound::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

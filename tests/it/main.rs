@@ -7,6 +7,7 @@ mod harness;
 mod admin;
 mod api_keys;
 mod attacks;
+mod backchannel;
 mod browser;
 mod cli;
 mod client_credentials;

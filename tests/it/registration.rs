@@ -40,7 +40,7 @@ async fn start_with(
     .await
 }
 
-async fn discovery(server: &TestServer) -> Value {
+pub(crate) async fn discovery(server: &TestServer) -> Value {
     http()
         .get(server.url("/.well-known/openid-configuration"))
         .send()
@@ -52,7 +52,7 @@ async fn discovery(server: &TestServer) -> Value {
 }
 
 /// POST /register with a JSON body and, if given, a Bearer token.
-async fn post_register(
+pub(crate) async fn post_register(
     server: &TestServer,
     token: Option<&str>,
     body: &Value,

@@ -315,7 +315,7 @@ async fn password_change_keeps_only_the_session_it_was_made_from(backend: Backen
     for (id, sub) in [(&current, &alice), (&other, &alice), (&bobs, &bob)] {
         assert!(
             store
-                .create_session(id, Some(sub), b"{}", now + 3600)
+                .create_session(id, Some(sub), None, b"{}", now + 3600)
                 .await
                 .unwrap()
         );
@@ -339,7 +339,7 @@ async fn password_change_keeps_only_the_session_it_was_made_from(backend: Backen
     assert!(!store.set_password("nobody", "x", now, None).await.unwrap());
     assert!(
         store
-            .create_session(&random_token(), None, b"{}", now + 3600)
+            .create_session(&random_token(), None, None, b"{}", now + 3600)
             .await
             .unwrap()
     );
@@ -472,7 +472,7 @@ async fn deleting_a_user_ends_their_sessions(backend: Backend) {
     for (id, sub) in [(&laptop, &alice), (&phone, &alice), (&bobs, &bob)] {
         assert!(
             store
-                .create_session(id, Some(sub), b"{}", now + 3600)
+                .create_session(id, Some(sub), None, b"{}", now + 3600)
                 .await
                 .unwrap()
         );

@@ -400,13 +400,13 @@ async fn the_session_table_holds_no_raw_session_id(backend: Backend) {
     let data = br#"{"data":{"sub":"sub-1"}}"#;
     assert!(
         store
-            .create_session(&id, Some("sub-1"), data, now + 3600)
+            .create_session(&id, Some("sub-1"), None, data, now + 3600)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .create_session(&id, Some("sub-1"), data, now + 3600)
+            .create_session(&id, Some("sub-1"), None, data, now + 3600)
             .await
             .unwrap()
     );
@@ -428,7 +428,7 @@ async fn the_session_table_holds_no_raw_session_id(backend: Backend) {
     assert_eq!(store.load_session(&stored, now).await.unwrap(), None);
 
     store
-        .save_session(&id, Some("sub-1"), b"{}", now + 7200)
+        .save_session(&id, Some("sub-1"), None, b"{}", now + 7200)
         .await
         .unwrap();
     assert_eq!(

@@ -134,6 +134,8 @@ pub async fn delete(
         &user,
     )
     .await?;
+    // Logout Tokens may have been queued for the user's sessions.
+    state.wake_backchannel_worker();
     Ok(no_content())
 }
 
@@ -153,6 +155,8 @@ pub async fn set_password(
         body.password,
     )
     .await?;
+    // Logout Tokens may have been queued for the sessions that ended.
+    state.wake_backchannel_worker();
     Ok(no_content())
 }
 
@@ -246,15 +250,16 @@ async fn revoke(
 }
 
 /// Ends every browser session of the user: they must sign in again
-/// wherever they were signed in. Their grants stay (revoke those through
-/// `/grants` or `/consents`).
+/// wherever they were signed in. The grants given in those sessions end
+/// too, except those with `offline_access`; clients with a
+/// `backchannel_logout_uri` are sent Logout Tokens.
 pub async fn end_sessions(
     State(state): State<AppState>,
     caller: Caller,
     Path(sub): Path<String>,
 ) -> ApiResult {
     let user = users::show(&*state.store, &sub).await?;
-    users::end_sessions(
+    let ended = users::end_sessions(
         &*state.store,
         &*state.clock,
         &caller.audit(&state),
@@ -262,5 +267,8 @@ pub async fn end_sessions(
         &user,
     )
     .await?;
+    if ended.deliveries > 0 {
+        state.wake_backchannel_worker();
+    }
     Ok(no_content())
 }

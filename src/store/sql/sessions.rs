@@ -1,13 +1,21 @@
 //! Server-side browser sessions. The `id` column holds the SHA-256 (hex) of
 //! the session id, never the id itself (like every other secret), so a
 //! copy of the database lets nobody sign in. The `sub` column names the
-//! signed-in person, so that a password change can end their sessions.
+//! signed-in person, so that a password change can end their sessions;
+//! the `sid` column its OIDC session id, so that ending a session tells
+//! the clients that got tokens in it (`sql::backchannel`).
 
 /// Ends every session of `$1` except the one whose id hash is `$2` (none
 /// when `$2` is NULL). Shared with `UserStore::set_password`, which runs it
 /// in its own transaction.
 pub(in crate::store) const DELETE_SESSIONS_OF_SUB: &str =
     "DELETE FROM sessions WHERE sub = $1 AND ($2 IS NULL OR id <> $2)";
+
+/// `DELETE_SESSIONS_OF_SUB`, answering the OIDC `sid` of each session it
+/// ends (NULL for rows written before schema 10), so that the clients that
+/// got tokens in them are owed Logout Tokens (`sql::backchannel`).
+pub(in crate::store) const END_SESSIONS_OF_SUB: &str =
+    "DELETE FROM sessions WHERE sub = $1 AND ($2 IS NULL OR id <> $2) RETURNING sid";
 
 /// `SessionRecordStore`: callers pass the raw id; only its hash reaches SQL.
 macro_rules! sessions_sql {
@@ -24,15 +32,17 @@ macro_rules! sessions_sql {
                     &self,
                     id: &str,
                     sub: Option<&str>,
+                    sid: Option<&str>,
                     data: &[u8],
                     expires_at: UnixTime,
                 ) -> Result<bool, StoreError> {
                     Ok(sqlx::query(
-                        "INSERT INTO sessions (id, sub, data, expires_at) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (id) DO NOTHING",
+                        "INSERT INTO sessions (id, sub, sid, data, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
                     )
                     .bind(hash_secret(id))
                     .bind(sub)
+                    .bind(sid)
                     .bind(data)
                     .bind(expires_at)
                     .execute(&self.pool)
@@ -45,17 +55,19 @@ macro_rules! sessions_sql {
                     &self,
                     id: &str,
                     sub: Option<&str>,
+                    sid: Option<&str>,
                     data: &[u8],
                     expires_at: UnixTime,
                 ) -> Result<(), StoreError> {
                     sqlx::query(
-                        "INSERT INTO sessions (id, sub, data, expires_at) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (id) DO UPDATE \
-                         SET sub = excluded.sub, data = excluded.data, \
+                        "INSERT INTO sessions (id, sub, sid, data, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE \
+                         SET sub = excluded.sub, sid = excluded.sid, data = excluded.data, \
                          expires_at = excluded.expires_at",
                     )
                     .bind(hash_secret(id))
                     .bind(sub)
+                    .bind(sid)
                     .bind(data)
                     .bind(expires_at)
                     .execute(&self.pool)

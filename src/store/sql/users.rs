@@ -111,13 +111,24 @@ macro_rules! users_sql {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                    // A deleted person is signed in nowhere any more, and
-                    // their API keys stop working.
-                    sqlx::query($crate::store::sql::sessions::DELETE_SESSIONS_OF_SUB)
-                        .bind(sub)
-                        .bind(None::<String>)
-                        .execute(&mut *tx)
-                        .await?;
+                    // A deleted person is signed in nowhere any more (and
+                    // the clients that got tokens in those sessions are
+                    // told, OIDC Back-Channel Logout), and their API keys
+                    // stop working.
+                    let sids: Vec<Option<String>> =
+                        sqlx::query_scalar($crate::store::sql::sessions::END_SESSIONS_OF_SUB)
+                            .bind(sub)
+                            .bind(None::<String>)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    for sid in sids.iter().flatten() {
+                        $crate::store::sql::backchannel::queue_logout_deliveries!(
+                            &mut *tx,
+                            sub,
+                            sid.as_str(),
+                            now
+                        );
+                    }
                     sqlx::query($crate::store::sql::api_keys::REVOKE_KEYS_OF_OWNER)
                         .bind("user")
                         .bind(sub)
@@ -159,11 +170,22 @@ macro_rules! users_sql {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                    sqlx::query($crate::store::sql::sessions::DELETE_SESSIONS_OF_SUB)
-                        .bind(sub)
-                        .bind(keep_session.map($crate::crypto::hash_secret))
-                        .execute(&mut *tx)
-                        .await?;
+                    // The clients that got tokens in the ended sessions
+                    // are told (OIDC Back-Channel Logout).
+                    let sids: Vec<Option<String>> =
+                        sqlx::query_scalar($crate::store::sql::sessions::END_SESSIONS_OF_SUB)
+                            .bind(sub)
+                            .bind(keep_session.map($crate::crypto::hash_secret))
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    for sid in sids.iter().flatten() {
+                        $crate::store::sql::backchannel::queue_logout_deliveries!(
+                            &mut *tx,
+                            sub,
+                            sid.as_str(),
+                            now
+                        );
+                    }
                     tx.commit().await?;
                     Ok(true)
                 }
