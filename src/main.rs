@@ -9,13 +9,14 @@
 #![deny(clippy::await_holding_lock)]
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::{Config, LogFormat};
+use tessera::domain::client::ClientAssertionAlg;
 use tessera::jose::SigningAlg;
 use tessera::jose::rotation::Trigger;
 use tessera::oauth::client::ClientRegistration;
@@ -186,6 +187,14 @@ enum ClientCommand {
         /// A first-party client: never show the consent page.
         #[arg(long)]
         skip_consent: bool,
+        /// The client's public keys, a JWK Set file (RFC 7591 `jwks`);
+        /// required by `private_key_jwt`.
+        #[arg(long)]
+        jwks_file: Option<PathBuf>,
+        /// The algorithm of a `private_key_jwt` client's assertions
+        /// (RS256, ES256 or PS256; any of them when absent).
+        #[arg(long)]
+        token_endpoint_auth_signing_alg: Option<ClientAssertionAlg>,
     },
     /// List registered clients.
     List,
@@ -279,6 +288,14 @@ fn parse_grant_type(s: &str) -> Result<String, String> {
                 .join(", ")
         )),
     }
+}
+
+/// A JWK Set file, as JSON; `client::register` checks what it holds.
+fn read_jwks_file(path: &Path) -> Result<serde_json::Value, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Failure::Usage(format!("{} is not JSON: {e}", path.display())))
 }
 
 /// A name from the client-authentication registry.
@@ -648,7 +665,10 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
             access_token_signed_response_alg,
             post_logout_redirect_uris,
             skip_consent,
+            jwks_file,
+            token_endpoint_auth_signing_alg,
         } => {
+            let jwks = jwks_file.as_deref().map(read_jwks_file).transpose()?;
             let registration = ClientRegistration {
                 client_name: name,
                 redirect_uris,
@@ -661,6 +681,8 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
                 access_token_signed_response_alg,
                 post_logout_redirect_uris,
                 skip_consent,
+                jwks,
+                token_endpoint_auth_signing_alg,
             };
             let registered = clients::register(store, clock, audit, actor, registration)
                 .await

@@ -56,6 +56,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", "0007_resources.sql", 7),
     migration!("sqlite", "0008_api_keys.sql", 8),
     migration!("sqlite", "0011_resource_owner.sql", 11),
+    migration!("sqlite", "0012_client_assertion_jtis.sql", 12),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -68,6 +69,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", "0007_resources.sql", 7),
     migration!("postgres", "0008_api_keys.sql", 8),
     migration!("postgres", "0011_resource_owner.sql", 11),
+    migration!("postgres", "0012_client_assertion_jtis.sql", 12),
 ];
 
 /// `checksum` is NULL only in rows written before checksums were recorded;

@@ -13,6 +13,7 @@
 pub(super) mod api_keys;
 pub(super) mod audit;
 pub(super) mod change_counters;
+pub(super) mod client_assertions;
 pub(super) mod clients;
 pub(super) mod consents;
 pub(super) mod grants;
@@ -27,6 +28,7 @@ pub(super) mod users;
 pub(super) use api_keys::api_keys_sql;
 pub(super) use audit::audit_sql;
 pub(super) use change_counters::change_counters_sql;
+pub(super) use client_assertions::client_assertions_sql;
 pub(super) use clients::clients_sql;
 pub(super) use consents::consents_sql;
 pub(super) use grants::grants_sql;

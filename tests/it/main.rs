@@ -17,6 +17,7 @@ mod keys;
 mod layers;
 mod ops;
 mod outage;
+mod private_key_jwt;
 mod properties;
 mod registration;
 mod resources;
