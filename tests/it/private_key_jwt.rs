@@ -261,6 +261,26 @@ async fn wrong_assertions_are_401_invalid_client(backend: Backend) {
             .unwrap(),
         ),
         ("alg none", unsigned(&claims(&server, &id))),
+        (
+            "exp more than 5 minutes after iat",
+            sign(
+                &ec,
+                Algorithm::ES256,
+                &with(&|c| c["iat"] = (now - 300).into()),
+            ),
+        ),
+        (
+            "a client that does not exist",
+            sign(
+                &ec,
+                Algorithm::ES256,
+                &with(&|c| {
+                    c["iss"] = "no-such-client".into();
+                    c["sub"] = "no-such-client".into();
+                }),
+            ),
+        ),
+        ("not a JWT", "not-a-jwt".to_string()),
     ];
     for (what, assertion) in &cases {
         assert_refused(&server, assertion, what).await;
