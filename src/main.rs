@@ -9,13 +9,14 @@
 #![deny(clippy::await_holding_lock)]
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::{Config, LogFormat};
+use tessera::domain::client::ClientAssertionAlg;
 use tessera::jose::SigningAlg;
 use tessera::jose::rotation::Trigger;
 use tessera::oauth::client::ClientRegistration;
@@ -221,11 +222,22 @@ struct ClientMetadataArgs {
     /// Accept only pushed authorization requests (RFC 9126) from it.
     #[arg(long)]
     require_par: bool,
+    /// The client's public keys, a JWK Set file (RFC 7591 `jwks`);
+    /// required by `private_key_jwt`.
+    #[arg(long)]
+    jwks_file: Option<PathBuf>,
+    /// The algorithm of a `private_key_jwt` client's assertions
+    /// (RS256, ES256 or PS256; any of them when absent).
+    #[arg(long)]
+    token_endpoint_auth_signing_alg: Option<ClientAssertionAlg>,
 }
 
-impl From<ClientMetadataArgs> for ClientRegistration {
-    fn from(args: ClientMetadataArgs) -> Self {
-        ClientRegistration {
+impl ClientMetadataArgs {
+    /// The registration these flags ask for; reading `--jwks-file` may fail.
+    fn registration(self) -> Result<ClientRegistration, Failure> {
+        let args = self;
+        let jwks = args.jwks_file.as_deref().map(read_jwks_file).transpose()?;
+        Ok(ClientRegistration {
             client_name: args.name,
             redirect_uris: args.redirect_uris,
             grant_types: args.grant_types,
@@ -240,7 +252,9 @@ impl From<ClientMetadataArgs> for ClientRegistration {
             backchannel_logout_session_required: args.backchannel_logout_session_required,
             skip_consent: args.skip_consent,
             require_pushed_authorization_requests: args.require_par,
-        }
+            jwks,
+            token_endpoint_auth_signing_alg: args.token_endpoint_auth_signing_alg,
+        })
     }
 }
 
@@ -322,6 +336,14 @@ fn parse_grant_type(s: &str) -> Result<String, String> {
                 .join(", ")
         )),
     }
+}
+
+/// A JWK Set file, as JSON; `client::register` checks what it holds.
+fn read_jwks_file(path: &Path) -> Result<serde_json::Value, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Failure::Usage(format!("{} is not JSON: {e}", path.display())))
 }
 
 /// A name from the client-authentication registry.
@@ -680,18 +702,26 @@ async fn client_command(config: &Config, cmd: ClientCommand) -> Result<(), Failu
     let (clock, actor) = (&SystemClock, &Actor::Cli);
     match cmd {
         ClientCommand::Add(metadata) => {
-            let registered = clients::register(store, clock, audit, actor, metadata.into())
-                .await
-                .map_err(service_failure)?;
+            let registered =
+                clients::register(store, clock, audit, actor, metadata.registration()?)
+                    .await
+                    .map_err(service_failure)?;
             print_json(&registered.information_response())
         }
         ClientCommand::Update {
             client_id,
             metadata,
         } => {
-            let updated = clients::update(store, clock, audit, actor, &client_id, metadata.into())
-                .await
-                .map_err(service_failure)?;
+            let updated = clients::update(
+                store,
+                clock,
+                audit,
+                actor,
+                &client_id,
+                metadata.registration()?,
+            )
+            .await
+            .map_err(service_failure)?;
             print_json(&updated.information_response())
         }
         ClientCommand::List => {

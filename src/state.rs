@@ -17,6 +17,7 @@ use crate::jose::rotation::{KeyChanges, RotationPolicy, Trigger};
 use crate::jose::{KeySet, MasterKey, SigningAlg};
 use crate::oauth::access_token::RevocationCheck;
 use crate::oauth::authorize::AuthorizeContext;
+use crate::oauth::client_auth::ClientAuthContext;
 use crate::oauth::client_cache::ClientCache;
 use crate::oauth::grants::GrantContext;
 use crate::oauth::interaction::Interactions;
@@ -235,6 +236,20 @@ impl AppState {
         }
     }
 
+    /// What client authentication works with, for credentials sent to
+    /// `endpoint` (the absolute URL of the endpoint being called, from
+    /// `self.endpoints`).
+    pub fn client_auth<'a>(&'a self, endpoint: &'a str) -> ClientAuthContext<'a> {
+        ClientAuthContext {
+            clients: &self.clients,
+            clock: &*self.clock,
+            issuer: &self.config.issuer,
+            token_endpoint: &self.endpoints.token,
+            endpoint,
+            assertions: &*self.store,
+        }
+    }
+
     pub fn revocation_check(&self) -> RevocationCheck<'_> {
         RevocationCheck {
             revocations: &*self.store,
@@ -406,9 +421,9 @@ impl AppState {
 
     /// Background upkeep for a serving instance: cache refresh, the key
     /// rotation schedule, and pruning of expired revocations, sessions, grants,
-    /// codes, device codes, refresh tokens and login counters, finished
-    /// back-channel deliveries, and audit events older than
-    /// `audit.retention_days`; and the Back-Channel Logout worker beside it.
+    /// client assertion jtis, codes, device codes, refresh tokens and login
+    /// counters, finished back-channel deliveries, and audit events older
+    /// than `audit.retention_days`; and the Back-Channel Logout worker beside it.
     pub fn spawn_background_tasks(&self) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
         tokio::spawn(async move {
@@ -491,6 +506,9 @@ impl AppState {
                         }
                         if let Err(e) = state.store.prune_device_codes(now).await {
                             tracing::warn!(error = %e, "pruning device codes failed");
+                        }
+                        if let Err(e) = state.store.prune_client_assertions(now).await {
+                            tracing::warn!(error = %e, "pruning client assertion jtis failed");
                         }
                         let keep = state.config.longest_token_lifetime();
                         if let Err(e) = state.store.prune_grants(now, keep).await {

@@ -1,5 +1,6 @@
 //! A registered client and its RFC 7591 metadata, as stored.
 
+use jsonwebtoken::jwk::JwkSet;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
@@ -8,6 +9,55 @@ use crate::jose::SigningAlg;
 
 /// RFC 7591 §2: the `token_endpoint_auth_method` of a public client.
 pub const AUTH_METHOD_NONE: &str = "none";
+
+/// The algorithms a client may sign its `private_key_jwt` assertions with
+/// (RFC 7591 §2 `token_endpoint_auth_signing_alg`). Asymmetric only: never
+/// `none` (RFC 7591 §2 forbids it here) nor HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientAssertionAlg {
+    RS256,
+    ES256,
+    PS256,
+}
+
+impl ClientAssertionAlg {
+    pub const ALL: [ClientAssertionAlg; 3] = [Self::RS256, Self::ES256, Self::PS256];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::ES256 => "ES256",
+            Self::PS256 => "PS256",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.as_str() == s)
+    }
+
+    /// "RS256, ES256, PS256", for error messages.
+    pub fn supported() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+}
+
+impl std::fmt::Display for ClientAssertionAlg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ClientAssertionAlg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s).ok_or_else(|| {
+            format!(
+                "unsupported algorithm {s:?} (use one of {})",
+                Self::supported()
+            )
+        })
+    }
+}
 
 /// Client metadata as registered (RFC 7591 §2, OIDC Registration §2,
 /// RP-Initiated Logout §3.1, Back-Channel Logout §2.2), stored as JSON.
@@ -44,6 +94,14 @@ pub struct ClientMetadata {
     /// RFC 9126 §6: its authorization requests must arrive through `/par`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_pushed_authorization_requests: bool,
+    /// RFC 7591 §2: the client's public keys, inline, for `private_key_jwt`
+    /// (checked at registration: public keys only, at least one usable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<JwkSet>,
+    /// RFC 7591 §2: the one algorithm the client's assertions must use;
+    /// any supported one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg: Option<ClientAssertionAlg>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -54,7 +54,10 @@ pub async fn verify(
                     authorization,
                     params: &FormParams::default(),
                 })?;
-                let client = client_auth::authenticate(&state.clients, presented).await?;
+                // The body is JSON: only HTTP Basic credentials reach here, so
+                // no assertion names this endpoint as its audience.
+                let auth = state.client_auth(&state.endpoints.token);
+                let client = client_auth::authenticate(&auth, presented).await?;
                 if client.is_public() {
                     return Err(AppError::from(OAuthError::invalid_client(
                         "verifying API keys requires a confidential client",

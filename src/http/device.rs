@@ -33,7 +33,7 @@ const UNKNOWN_CODE: &str =
 pub async fn device_authorization(State(state): State<AppState>, form: OAuthForm) -> Response {
     let result = device::authorize_device(
         &*state.store,
-        &state.clients,
+        &state.client_auth(&state.endpoints.device_authorization),
         form.credentials.clone(),
         &form.params,
         &state.endpoints.device_verification,

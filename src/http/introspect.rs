@@ -44,7 +44,11 @@ pub async fn introspect(
                 .await?,
             ));
         }
-        let client = client_auth::authenticate(&state.clients, form.credentials.clone()).await?;
+        let client = client_auth::authenticate(
+            &state.client_auth(&state.endpoints.introspection),
+            form.credentials.clone(),
+        )
+        .await?;
         if client.is_public() {
             return Err(AppError::from(OAuthError::invalid_client(
                 "introspection requires a confidential client",

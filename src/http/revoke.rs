@@ -17,7 +17,11 @@ pub async fn revoke(
     form: OAuthForm,
 ) -> Response {
     let result = async {
-        let client = client_auth::authenticate(&state.clients, form.credentials.clone()).await?;
+        let client = client_auth::authenticate(
+            &state.client_auth(&state.endpoints.revocation),
+            form.credentials.clone(),
+        )
+        .await?;
         let token = form.params.require("token")?;
         revoke::revoke(
             &state.tokens(),

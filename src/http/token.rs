@@ -29,8 +29,8 @@ pub async fn token(
     };
     let mut ctx = state.grant_context();
     ctx.audit = &audit_sink;
-    let result =
-        token::exchange(&ctx, &state.clients, form.credentials.clone(), &form.params).await;
+    let auth = state.client_auth(&state.endpoints.token);
+    let result = token::exchange(&ctx, &auth, form.credentials.clone(), &form.params).await;
     if let Ok(issued) = &result {
         metrics::tokens_issued(
             form.params.get("grant_type").unwrap_or_default(),

@@ -4,11 +4,11 @@
 
 use crate::clock::UnixTime;
 use crate::crypto;
-use crate::domain::client::{AUTH_METHOD_NONE, Client, ClientMetadata};
+use crate::domain::client::{AUTH_METHOD_NONE, Client, ClientAssertionAlg, ClientMetadata};
 use crate::domain::scope::ScopeSet;
 use crate::error::OAuthError;
 use crate::jose::SigningAlg;
-use crate::oauth::client_auth::{self, client_secret_basic};
+use crate::oauth::client_auth::{self, client_secret_basic, private_key_jwt};
 use crate::oauth::grants::{
     self, authorization_code, client_credentials, device_code, refresh_token,
 };
@@ -61,6 +61,11 @@ pub struct ClientRegistration {
     pub skip_consent: bool,
     /// RFC 9126 §6: only pushed authorization requests are accepted.
     pub require_pushed_authorization_requests: bool,
+    /// RFC 7591 §2 `jwks`, as sent: the public keys of a `private_key_jwt`
+    /// client (required by it, refused with any other method).
+    pub jwks: Option<serde_json::Value>,
+    /// RFC 7591 §2: the algorithm of a `private_key_jwt` client's assertions.
+    pub token_endpoint_auth_signing_alg: Option<ClientAssertionAlg>,
 }
 
 /// Validates a registration and returns the client and, for a confidential
@@ -86,12 +91,15 @@ pub fn register(
             }
         },
     };
-    let issues_secret = client_auth::find(auth_method).is_some_and(|m| m.issues_secret());
-    if reg.public && issues_secret {
+    let method = client_auth::find(auth_method);
+    let issues_secret = method.is_some_and(|m| m.issues_secret());
+    let confidential = method.is_some_and(|m| m.is_confidential());
+    if reg.public && confidential {
         return bad(format!(
-            "a public client cannot use {auth_method}; it has no secret"
+            "a public client cannot use {auth_method}; it has no credentials"
         ));
     }
+    let jwks = client_keys(&reg, auth_method).map_err(InvalidClientMetadata)?;
     // RFC 7591 §2: without grant_types the client uses authorization_code;
     // a client registered with no redirect URI can only be a machine client.
     let mut response_types: Vec<ResponseType> = Vec::new();
@@ -129,7 +137,7 @@ pub fn register(
                 grants::grant_types().collect::<Vec<_>>().join(", ")
             ));
         };
-        if !issues_secret && !handler.allows_public_clients() {
+        if !confidential && !handler.allows_public_clients() {
             // RFC 6749 §4.4: e.g. client credentials are for confidential clients only.
             return bad(format!("a public client cannot use the {g} grant"));
         }
@@ -199,10 +207,49 @@ pub fn register(
             backchannel_logout_session_required: reg.backchannel_logout_session_required,
             skip_consent: reg.skip_consent,
             require_pushed_authorization_requests: reg.require_pushed_authorization_requests,
+            jwks,
+            token_endpoint_auth_signing_alg: reg.token_endpoint_auth_signing_alg,
         },
         created_at: now,
     };
     Ok((client, secret))
+}
+
+/// The keys of a `private_key_jwt` client: its `jwks` is required and
+/// checked (`private_key_jwt::check_jwks`). With any other method `jwks`
+/// and `token_endpoint_auth_signing_alg` are refused rather than ignored,
+/// so a client never believes its keys are in use when they are not.
+/// `jwks_uri` is not supported (no outbound HTTP yet; refused by
+/// `registration::parse_registration`).
+fn client_keys(
+    reg: &ClientRegistration,
+    auth_method: &str,
+) -> Result<Option<jsonwebtoken::jwk::JwkSet>, String> {
+    if auth_method != private_key_jwt::NAME {
+        if reg.jwks.is_some() {
+            return Err(format!(
+                "jwks is only used with token_endpoint_auth_method {}",
+                private_key_jwt::NAME
+            ));
+        }
+        if reg.token_endpoint_auth_signing_alg.is_some() {
+            return Err(format!(
+                "token_endpoint_auth_signing_alg is only used with token_endpoint_auth_method {}",
+                private_key_jwt::NAME
+            ));
+        }
+        return Ok(None);
+    }
+    let Some(jwks) = &reg.jwks else {
+        return Err(format!(
+            "jwks is required by token_endpoint_auth_method {}: the client's public keys as \
+             a JWK Set",
+            private_key_jwt::NAME
+        ));
+    };
+    private_key_jwt::check_jwks(jwks, reg.token_endpoint_auth_signing_alg)
+        .map(Some)
+        .map_err(|e| format!("jwks {e}"))
 }
 
 /// The scope that opens the admin API (`/admin/api/v1`). Only an operator
@@ -493,7 +540,7 @@ mod tests {
             ),
             (
                 ClientRegistration {
-                    token_endpoint_auth_method: Some("private_key_jwt".into()),
+                    token_endpoint_auth_method: Some("client_secret_jwt".into()),
                     ..web()
                 },
                 RegistrationErrorCode::InvalidClientMetadata,

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::authorize::{AuthorizationRequest, Pending, Prompt};
-use super::client_auth::{self, PresentedCredentials};
+use super::client_auth::{self, ClientAuthContext, PresentedCredentials};
 use super::client_cache::ClientCache;
 use super::grants::device_code;
 use super::request::FormParams;
@@ -122,13 +122,13 @@ pub fn verification_uri_complete(verification_uri: &str, normalised: &str) -> St
 /// device grant; the scope is checked against its registered scopes.
 pub async fn authorize_device(
     store: &dyn DeviceCodeStore,
-    clients: &ClientCache,
+    client_auth: &ClientAuthContext<'_>,
     credentials: Option<PresentedCredentials>,
     params: &FormParams,
     verification_uri: &str,
     now: UnixTime,
 ) -> Result<DeviceAuthorizationResponse, AppError> {
-    let client = client_auth::authenticate(clients, credentials).await?;
+    let client = client_auth::authenticate(client_auth, credentials).await?;
     if !client.allows_grant(device_code::GRANT_TYPE) {
         return Err(OAuthError::unauthorized_client(format!(
             "this client is not registered for the {} grant",

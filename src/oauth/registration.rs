@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::config::RegistrationConfig;
 use crate::crypto;
 use crate::domain::Client;
-use crate::domain::client::AUTH_METHOD_NONE;
+use crate::domain::client::{AUTH_METHOD_NONE, ClientAssertionAlg};
 use crate::jose::SigningAlg;
 use crate::oauth::client::ClientRegistration;
 
@@ -158,6 +158,13 @@ pub fn parse_update(body: &[u8]) -> Result<ClientUpdate, RegistrationError> {
 /// backchannel_logout_uri, …) is one more line here and one more field in
 /// `ClientRegistration`.
 fn client_metadata(f: &Fields<'_>) -> Result<ClientRegistration, RegistrationError> {
+    if f.present("jwks_uri") {
+        // Fetching keys needs outbound HTTP, which Tessera does not do yet.
+        return Err(RegistrationError::metadata(
+            "jwks_uri",
+            "not supported; register the public keys inline as jwks",
+        ));
+    }
     let auth_method = f.string("token_endpoint_auth_method")?;
     Ok(ClientRegistration {
         client_name: f.string("client_name")?.unwrap_or_default(),
@@ -174,6 +181,8 @@ fn client_metadata(f: &Fields<'_>) -> Result<ClientRegistration, RegistrationErr
         backchannel_logout_session_required: f
             .boolean("backchannel_logout_session_required")?
             .unwrap_or(false),
+        jwks: f.object("jwks")?,
+        token_endpoint_auth_signing_alg: f.assertion_alg("token_endpoint_auth_signing_alg")?,
         // A client never registers itself as first-party
         // (`client::register_dynamic` enforces it as well).
         skip_consent: false,
@@ -232,6 +241,25 @@ impl Fields<'_> {
                 .map(|item| item.as_str().map(str::to_string).ok_or_else(not_strings))
                 .collect(),
             Some(_) => Err(not_strings()),
+        }
+    }
+
+    /// A JSON object, kept as sent (`client::register` checks its content).
+    fn object(&self, name: &str) -> Result<Option<Value>, RegistrationError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value @ Value::Object(_)) => Ok(Some(value.clone())),
+            Some(_) => Err(RegistrationError::metadata(name, "must be a JSON object")),
+        }
+    }
+
+    fn assertion_alg(&self, name: &str) -> Result<Option<ClientAssertionAlg>, RegistrationError> {
+        match self.string(name)? {
+            None => Ok(None),
+            Some(alg) => alg
+                .parse()
+                .map(Some)
+                .map_err(|e: String| RegistrationError::metadata(name, e)),
         }
     }
 

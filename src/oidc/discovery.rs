@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use crate::domain::client::ClientAssertionAlg;
 use crate::endpoints::Endpoints;
 use crate::jose::SigningAlg;
 use crate::oauth::response::{ResponseMode, ResponseType};
@@ -30,9 +31,11 @@ pub fn metadata<'a>(
     // RFC 7662 §2.1: introspection callers must be confidential clients.
     let confidential_methods: Vec<&str> = client_auth::REGISTRY
         .iter()
-        .filter(|m| m.issues_secret())
+        .filter(|m| m.is_confidential())
         .map(|m| m.name())
         .collect();
+    // RFC 8414 §2: the algorithms `private_key_jwt` assertions may use.
+    let assertion_algs: Vec<&str> = ClientAssertionAlg::ALL.iter().map(|a| a.as_str()).collect();
     let mut document = json!({
         "issuer": endpoints.issuer,
         "authorization_endpoint": endpoints.authorization,
@@ -51,8 +54,11 @@ pub fn metadata<'a>(
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint_auth_methods_supported": confidential_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_supported": [

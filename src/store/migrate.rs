@@ -58,6 +58,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", "0009_device_codes.sql", 9),
     migration!("sqlite", "0010_backchannel_logout.sql", 10),
     migration!("sqlite", "0011_resource_owner.sql", 11),
+    migration!("sqlite", "0012_client_assertion_jtis.sql", 12),
     migration!("sqlite", "0013_pushed_authorization_requests.sql", 13),
 ];
 
@@ -73,6 +74,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", "0009_device_codes.sql", 9),
     migration!("postgres", "0010_backchannel_logout.sql", 10),
     migration!("postgres", "0011_resource_owner.sql", 11),
+    migration!("postgres", "0012_client_assertion_jtis.sql", 12),
     migration!("postgres", "0013_pushed_authorization_requests.sql", 13),
 ];
 

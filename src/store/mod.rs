@@ -132,6 +132,24 @@ pub trait RevocationStore: Send + Sync {
     async fn prune_revocations(&self, now: UnixTime) -> Result<u64, StoreError>;
 }
 
+/// The `jti`s of accepted client assertions (RFC 7523 §3, item 7), shared by
+/// every instance on the database.
+#[async_trait]
+pub trait ClientAssertionStore: Send + Sync {
+    /// Records the use of `client_id`'s assertion whose jti hashes to
+    /// `jti_hash` (hex SHA-256), kept until `expires_at`. `false` when it
+    /// was used already and has not expired by `now`: a replay.
+    async fn use_client_assertion(
+        &self,
+        client_id: &str,
+        jti_hash: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Forgets the jtis of assertions that have expired.
+    async fn prune_client_assertions(&self, now: UnixTime) -> Result<u64, StoreError>;
+}
+
 #[async_trait]
 pub trait ChangeStore: Send + Sync {
     async fn change_versions(&self) -> Result<ChangeVersions, StoreError>;
@@ -696,6 +714,7 @@ pub trait Store:
     + ResourceStore
     + KeyStore
     + RevocationStore
+    + ClientAssertionStore
     + ChangeStore
     + UserStore
     + GrantStore
@@ -716,6 +735,7 @@ impl<T> Store for T where
         + ResourceStore
         + KeyStore
         + RevocationStore
+        + ClientAssertionStore
         + ChangeStore
         + UserStore
         + GrantStore

@@ -10,9 +10,10 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use super::migrate::{self, run_migrations};
 use super::sql::{
-    BackendDb, api_keys_sql, audit_sql, backchannel_sql, change_counters_sql, clients_sql,
-    consents_sql, device_codes_sql, grants_sql, interactions_sql, keys_sql, login_throttle_sql,
-    pool_use, pushed_requests_sql, resources_sql, revocations_sql, sessions_sql, users_sql,
+    BackendDb, api_keys_sql, audit_sql, backchannel_sql, change_counters_sql,
+    client_assertions_sql, clients_sql, consents_sql, device_codes_sql, grants_sql,
+    interactions_sql, keys_sql, login_throttle_sql, pool_use, pushed_requests_sql, resources_sql,
+    revocations_sql, sessions_sql, users_sql,
 };
 use super::{PendingKeyUses, PoolMonitor, PoolUse, StoreError};
 
@@ -91,6 +92,7 @@ impl PoolMonitor for PostgresStore {
 api_keys_sql!(PostgresStore);
 change_counters_sql!(PostgresStore);
 clients_sql!(PostgresStore);
+client_assertions_sql!(PostgresStore);
 resources_sql!(PostgresStore);
 keys_sql!(PostgresStore);
 revocations_sql!(PostgresStore);

@@ -15,9 +15,10 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::migrate::{self, run_migrations};
 use super::sql::{
-    BackendDb, api_keys_sql, audit_sql, backchannel_sql, change_counters_sql, clients_sql,
-    consents_sql, device_codes_sql, grants_sql, interactions_sql, keys_sql, login_throttle_sql,
-    pool_use, pushed_requests_sql, resources_sql, revocations_sql, sessions_sql, users_sql,
+    BackendDb, api_keys_sql, audit_sql, backchannel_sql, change_counters_sql,
+    client_assertions_sql, clients_sql, consents_sql, device_codes_sql, grants_sql,
+    interactions_sql, keys_sql, login_throttle_sql, pool_use, pushed_requests_sql, resources_sql,
+    revocations_sql, sessions_sql, users_sql,
 };
 use super::{PendingKeyUses, PoolMonitor, PoolUse, StoreError};
 
@@ -107,6 +108,7 @@ impl PoolMonitor for SqliteStore {
 api_keys_sql!(SqliteStore);
 change_counters_sql!(SqliteStore);
 clients_sql!(SqliteStore);
+client_assertions_sql!(SqliteStore);
 resources_sql!(SqliteStore);
 keys_sql!(SqliteStore);
 revocations_sql!(SqliteStore);

@@ -20,6 +20,7 @@ mod layers;
 mod ops;
 mod outage;
 mod par;
+mod private_key_jwt;
 mod properties;
 mod registration;
 mod resources;

@@ -374,9 +374,31 @@ async fn bad_metadata_is_refused_naming_the_field(backend: Backend) {
             "response_types",
         ),
         (
-            with("token_endpoint_auth_method", json!("private_key_jwt")),
+            with("token_endpoint_auth_method", json!("client_secret_jwt")),
             "invalid_client_metadata",
             "token_endpoint_auth_method",
+        ),
+        // private_key_jwt needs inline public keys; jwks_uri is not
+        // supported (no outbound HTTP) and jwks goes with no other method.
+        (
+            with("token_endpoint_auth_method", json!("private_key_jwt")),
+            "invalid_client_metadata",
+            "jwks",
+        ),
+        (
+            with("jwks_uri", json!("https://rp.example.com/jwks")),
+            "invalid_client_metadata",
+            "jwks_uri",
+        ),
+        (
+            with("jwks", json!({"keys": []})),
+            "invalid_client_metadata",
+            "jwks",
+        ),
+        (
+            with("token_endpoint_auth_signing_alg", json!("HS256")),
+            "invalid_client_metadata",
+            "token_endpoint_auth_signing_alg",
         ),
         (
             with("id_token_signed_response_alg", json!("HS256")),

@@ -5,10 +5,10 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::{ClientAuthMethod, CredentialSource, PresentedCredentials};
+use super::{ClientAuthContext, ClientAuthMethod, CredentialSource, PresentedCredentials};
 use crate::crypto;
 use crate::domain::Client;
-use crate::error::OAuthError;
+use crate::error::{AppError, OAuthError};
 
 pub const NAME: &str = "client_secret_basic";
 
@@ -40,8 +40,13 @@ impl ClientAuthMethod for ClientSecretBasic {
         presented == NAME || presented == super::client_secret_post::NAME
     }
 
-    async fn verify(&self, client: &Client, presented: &PresentedCredentials) -> bool {
-        secret_matches(client, presented)
+    async fn verify(
+        &self,
+        _ctx: &ClientAuthContext<'_>,
+        client: &Client,
+        presented: &PresentedCredentials,
+    ) -> Result<bool, AppError> {
+        Ok(secret_matches(client, presented))
     }
 }
 
@@ -70,6 +75,7 @@ fn parse_header(
         method: NAME,
         client_id: id,
         secret: Some(secret),
+        assertion: None,
     })
 }
 

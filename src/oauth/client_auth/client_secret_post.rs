@@ -4,9 +4,9 @@
 use async_trait::async_trait;
 
 use super::client_secret_basic::secret_matches;
-use super::{ClientAuthMethod, CredentialSource, PresentedCredentials};
+use super::{ClientAuthContext, ClientAuthMethod, CredentialSource, PresentedCredentials};
 use crate::domain::Client;
-use crate::error::OAuthError;
+use crate::error::{AppError, OAuthError};
 
 pub const NAME: &str = "client_secret_post";
 
@@ -32,6 +32,7 @@ impl ClientAuthMethod for ClientSecretPost {
                 method: NAME,
                 client_id: id.to_string(),
                 secret: Some(secret.to_string()),
+                assertion: None,
             }),
             None => Err(OAuthError::invalid_request(
                 "client_secret was sent without client_id",
@@ -47,7 +48,12 @@ impl ClientAuthMethod for ClientSecretPost {
         presented == NAME || presented == super::client_secret_basic::NAME
     }
 
-    async fn verify(&self, client: &Client, presented: &PresentedCredentials) -> bool {
-        secret_matches(client, presented)
+    async fn verify(
+        &self,
+        _ctx: &ClientAuthContext<'_>,
+        client: &Client,
+        presented: &PresentedCredentials,
+    ) -> Result<bool, AppError> {
+        Ok(secret_matches(client, presented))
     }
 }

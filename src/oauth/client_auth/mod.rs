@@ -8,6 +8,7 @@
 pub mod client_secret_basic;
 pub mod client_secret_post;
 pub mod none;
+pub mod private_key_jwt;
 
 use std::sync::Arc;
 
@@ -15,15 +16,33 @@ use async_trait::async_trait;
 
 use super::client_cache::ClientCache;
 use super::request::FormParams;
+use crate::clock::Clock;
 use crate::domain::Client;
 use crate::error::{AppError, OAuthError};
+use crate::store::ClientAssertionStore;
 
 /// Every client authentication method, in discovery order.
 pub static REGISTRY: &[&dyn ClientAuthMethod] = &[
     &client_secret_basic::ClientSecretBasic,
     &client_secret_post::ClientSecretPost,
     &none::NoAuthentication,
+    &private_key_jwt::PrivateKeyJwt,
 ];
+
+/// What checking client credentials needs beyond the request: the
+/// clients, and for signed assertions the time, who may be their audience
+/// and the record of assertions already used. `AppState::client_auth`
+/// builds it.
+pub struct ClientAuthContext<'a> {
+    pub clients: &'a ClientCache,
+    pub clock: &'a dyn Clock,
+    pub issuer: &'a str,
+    pub token_endpoint: &'a str,
+    /// The URL of the endpoint the credentials were sent to (token,
+    /// introspection, revocation): an assertion may name it as `aud`.
+    pub endpoint: &'a str,
+    pub assertions: &'a dyn ClientAssertionStore,
+}
 
 /// Where a request may carry client credentials.
 pub struct CredentialSource<'a> {
@@ -39,6 +58,8 @@ pub struct PresentedCredentials {
     pub method: &'static str,
     pub client_id: String,
     pub secret: Option<String>,
+    /// A signed client assertion (RFC 7521 §4.2 `client_assertion`).
+    pub assertion: Option<String>,
 }
 
 #[async_trait]
@@ -47,6 +68,11 @@ pub trait ClientAuthMethod: Send + Sync {
     fn name(&self) -> &'static str;
     /// Whether a client registered with this method is given a secret.
     fn issues_secret(&self) -> bool;
+    /// Whether the method proves who the client is (RFC 6749 §2.1: a
+    /// confidential client). Every method that uses a secret does.
+    fn is_confidential(&self) -> bool {
+        self.issues_secret()
+    }
     /// Only considered when no other method's credentials are present
     /// (`none`: a bare `client_id`).
     fn is_fallback(&self) -> bool {
@@ -63,8 +89,14 @@ pub trait ClientAuthMethod: Send + Sync {
     fn accepts(&self, presented: &str) -> bool {
         presented == self.name()
     }
-    /// Whether `presented` proves the request comes from `client`.
-    async fn verify(&self, client: &Client, presented: &PresentedCredentials) -> bool;
+    /// Whether `presented` proves the request comes from `client`; an
+    /// `Err` only when that cannot be decided (the database is down).
+    async fn verify(
+        &self,
+        ctx: &ClientAuthContext<'_>,
+        client: &Client,
+        presented: &PresentedCredentials,
+    ) -> Result<bool, AppError>;
 }
 
 /// The registered method called `name`.
@@ -103,7 +135,7 @@ pub fn extract(source: &CredentialSource<'_>) -> Result<Option<PresentedCredenti
 /// Checks presented credentials; the error is always `invalid_client`
 /// with a description that does not reveal whether the client exists.
 pub async fn authenticate(
-    clients: &ClientCache,
+    ctx: &ClientAuthContext<'_>,
     presented: Option<PresentedCredentials>,
 ) -> Result<Arc<Client>, AppError> {
     let presented =
@@ -116,7 +148,8 @@ pub async fn authenticate(
              authentication method the client was registered with",
         )
     };
-    let client = clients
+    let client = ctx
+        .clients
         .get(&presented.client_id)
         .await?
         .ok_or_else(failed)?;
@@ -125,7 +158,7 @@ pub async fn authenticate(
         return Err(failed().into());
     }
     let method = find(presented.method).ok_or_else(failed)?;
-    if !method.verify(&client, &presented).await {
+    if !method.verify(ctx, &client, &presented).await? {
         return Err(failed().into());
     }
     Ok(client)
@@ -186,6 +219,14 @@ mod tests {
     #[test]
     fn registry_names() {
         let names: Vec<&str> = method_names().collect();
-        assert_eq!(names, ["client_secret_basic", "client_secret_post", "none"]);
+        assert_eq!(
+            names,
+            [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+                "private_key_jwt"
+            ]
+        );
     }
 }

@@ -3,10 +3,10 @@
 
 use async_trait::async_trait;
 
-use super::{ClientAuthMethod, CredentialSource, PresentedCredentials};
+use super::{ClientAuthContext, ClientAuthMethod, CredentialSource, PresentedCredentials};
 use crate::domain::Client;
 use crate::domain::client::AUTH_METHOD_NONE;
-use crate::error::OAuthError;
+use crate::error::{AppError, OAuthError};
 
 pub struct NoAuthentication;
 
@@ -33,10 +33,16 @@ impl ClientAuthMethod for NoAuthentication {
             method: AUTH_METHOD_NONE,
             client_id: id.to_string(),
             secret: None,
+            assertion: None,
         }))
     }
 
-    async fn verify(&self, client: &Client, _presented: &PresentedCredentials) -> bool {
-        client.is_public()
+    async fn verify(
+        &self,
+        _ctx: &ClientAuthContext<'_>,
+        client: &Client,
+        _presented: &PresentedCredentials,
+    ) -> Result<bool, AppError> {
+        Ok(client.is_public())
     }
 }
