@@ -71,6 +71,31 @@ macro_rules! queue_logout_deliveries {
 }
 pub(crate) use queue_logout_deliveries;
 
+/// Ends every session of `$sub` but the one whose id hashes to `$keep_hash`
+/// (`None`: all of them) and queues Logout Tokens for the clients that got
+/// tokens in them (OIDC Back-Channel Logout §2.5), inside the caller's
+/// transaction `$conn`.
+macro_rules! end_sessions_and_queue_logouts {
+    ($conn:expr, $sub:expr, $keep_hash:expr, $now:expr) => {{
+        let sids: Vec<Option<String>> =
+            sqlx::query_scalar($crate::store::sql::sessions::END_SESSIONS_OF_SUB)
+                .bind($sub)
+                .bind($keep_hash)
+                .fetch_all($conn)
+                .await?;
+        // Rows written before schema 10 have no sid.
+        for sid in sids.iter().flatten() {
+            $crate::store::sql::backchannel::queue_logout_deliveries!(
+                $conn,
+                $sub,
+                sid.as_str(),
+                $now
+            );
+        }
+    }};
+}
+pub(crate) use end_sessions_and_queue_logouts;
+
 /// `BackchannelStore`. `$skip_locked` ends the subquery that picks due
 /// deliveries: PostgreSQL's `FOR UPDATE SKIP LOCKED`, so that workers of
 /// many instances never claim the same row; SQLite runs one writer at a

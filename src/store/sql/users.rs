@@ -115,20 +115,12 @@ macro_rules! users_sql {
                     // the clients that got tokens in those sessions are
                     // told, OIDC Back-Channel Logout), and their API keys
                     // stop working.
-                    let sids: Vec<Option<String>> =
-                        sqlx::query_scalar($crate::store::sql::sessions::END_SESSIONS_OF_SUB)
-                            .bind(sub)
-                            .bind(None::<String>)
-                            .fetch_all(&mut *tx)
-                            .await?;
-                    for sid in sids.iter().flatten() {
-                        $crate::store::sql::backchannel::queue_logout_deliveries!(
-                            &mut *tx,
-                            sub,
-                            sid.as_str(),
-                            now
-                        );
-                    }
+                    $crate::store::sql::backchannel::end_sessions_and_queue_logouts!(
+                        &mut *tx,
+                        sub,
+                        None::<String>,
+                        now
+                    );
                     sqlx::query($crate::store::sql::api_keys::REVOKE_KEYS_OF_OWNER)
                         .bind("user")
                         .bind(sub)
@@ -172,20 +164,12 @@ macro_rules! users_sql {
                     .await?;
                     // The clients that got tokens in the ended sessions
                     // are told (OIDC Back-Channel Logout).
-                    let sids: Vec<Option<String>> =
-                        sqlx::query_scalar($crate::store::sql::sessions::END_SESSIONS_OF_SUB)
-                            .bind(sub)
-                            .bind(keep_session.map($crate::crypto::hash_secret))
-                            .fetch_all(&mut *tx)
-                            .await?;
-                    for sid in sids.iter().flatten() {
-                        $crate::store::sql::backchannel::queue_logout_deliveries!(
-                            &mut *tx,
-                            sub,
-                            sid.as_str(),
-                            now
-                        );
-                    }
+                    $crate::store::sql::backchannel::end_sessions_and_queue_logouts!(
+                        &mut *tx,
+                        sub,
+                        keep_session.map($crate::crypto::hash_secret),
+                        now
+                    );
                     tx.commit().await?;
                     Ok(true)
                 }
