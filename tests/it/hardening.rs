@@ -528,14 +528,7 @@ async fn consent_page_describes_configured_scopes(backend: Backend) {
         "openid has a built-in description"
     );
     // Configured scopes are advertised in discovery too.
-    let doc: Value = http()
-        .get(server.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = crate::harness::get_json(&server, "/.well-known/openid-configuration").await;
     assert!(
         doc["scopes_supported"]
             .as_array()

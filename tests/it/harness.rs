@@ -273,6 +273,19 @@ where
     panic!("timed out waiting for: {what}");
 }
 
+/// GETs `path` and reads the answer as JSON; panics on a transport error or
+/// a body that is not that JSON.
+pub async fn get_json<T: serde::de::DeserializeOwned>(server: &TestServer, path: &str) -> T {
+    http()
+        .get(server.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Verifies a JWT as a resource server would: JWKS fetched over HTTP, key
 /// found by `kid`, signature, `iss`, `aud` and `exp` checked.
 pub async fn verify_with_jwks(
@@ -280,14 +293,7 @@ pub async fn verify_with_jwks(
     token: &str,
     audience: &str,
 ) -> serde_json::Value {
-    let jwks: jsonwebtoken::jwk::JwkSet = http()
-        .get(server.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = get_json(server, "/jwks").await;
     let header = jsonwebtoken::decode_header(token).unwrap();
     let kid = header.kid.expect("kid in header");
     let jwk = jwks.find(&kid).expect("kid published in the JWKS");

@@ -352,14 +352,7 @@ async fn untrustworthy_tokens_are_inactive(backend: Backend) {
     ));
 
     // Algorithm confusion: HMAC keyed with our published RSA key.
-    let jwks: Value = http()
-        .get(server.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = crate::harness::get_json(&server, "/jwks").await;
     let rsa_jwk = jwks["keys"]
         .as_array()
         .unwrap()

@@ -290,14 +290,8 @@ async fn pushed_requests_can_be_required(backend: Backend) {
     assert_eq!(shown["require_pushed_authorization_requests"], true);
 
     // Discovery advertises the endpoint, and the server-wide switch.
-    let metadata: Value = http()
-        .get(server.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata: Value =
+        crate::harness::get_json(&server, "/.well-known/openid-configuration").await;
     assert_eq!(
         metadata["pushed_authorization_request_endpoint"],
         json!(server.url("/par"))
@@ -318,14 +312,8 @@ async fn pushed_requests_can_be_required(backend: Backend) {
     let request_uri = pushed(&server, &app, &AuthRequest::new(&app)).await;
     let page = browser.get(&authorize_url(&app, &request_uri)).await;
     assert!(page.is_login(), "{}", page.body);
-    let metadata: Value = http()
-        .get(server.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata: Value =
+        crate::harness::get_json(&server, "/.well-known/openid-configuration").await;
     assert_eq!(metadata["require_pushed_authorization_requests"], true);
     server.stop().await;
 }

@@ -535,14 +535,8 @@ async fn register_endpoint_takes_inline_jwks(backend: Backend) {
 
 async fn discovery_lists_the_method_and_algorithms(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let document: Value = http()
-        .get(server.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document: Value =
+        crate::harness::get_json(&server, "/.well-known/openid-configuration").await;
     for endpoint in ["token", "introspection", "revocation"] {
         let methods = &document[format!("{endpoint}_endpoint_auth_methods_supported")];
         assert!(

@@ -41,14 +41,7 @@ async fn start_with(
 }
 
 pub(crate) async fn discovery(server: &TestServer) -> Value {
-    http()
-        .get(server.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    crate::harness::get_json(server, "/.well-known/openid-configuration").await
 }
 
 /// POST /register with a JSON body and, if given, a Bearer token.
